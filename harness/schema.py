@@ -1,0 +1,127 @@
+"""The tidy results table every part of the harness agrees on: one row per (point, phase, metric).
+
+Writers (runner, meters, tasks, profiler) build rows with these columns; readers (store, report,
+gate, compare) rely on them. `validate` is the single check both sides use.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+# Identity of a measured point: what was run.
+POINT_COLUMNS: dict[str, str] = {
+    "run_id": "string",
+    "point_id": "string",
+    "suite": "string",
+    "variant": "string",  # ENCODER+LM, e.g. "dass+mamba"
+    "encoder": "string",
+    "lm": "string",
+    "size": "string",
+    "device": "string",  # "cpu" | "cuda"
+    "dtype": "string",
+    "batch_size": "int64",
+    "audio_seconds": "float64",
+    "prompt_tokens": "int64",
+    "new_tokens": "int64",
+}
+
+# What was measured and how it went.
+MEASURE_COLUMNS: dict[str, str] = {
+    "phase": "string",
+    "metric": "string",
+    "value": "float64",  # NaN when it could not be measured; `note` says why
+    "unit": "string",
+    "lo": "float64",  # p10 for timings, lower bound otherwise (NaN when not applicable)
+    "hi": "float64",  # p90
+    "n": "int64",  # samples behind `value`
+    "status": "string",  # one of STATUSES
+    "error": "string",  # the failure message when status != "ok"
+}
+
+# How it was measured and where: enough to trace any figure back to its setting.
+CONTEXT_COLUMNS: dict[str, str] = {
+    "source": "string",  # the meter/source that produced the value (e.g. "cuda_event", "psutil.rss")
+    "note": "string",  # reason for NaN, uncounted operators, caveats
+    "scan_backend": "string",  # selective-scan backend that actually ran (SSM parts), else ""
+    "attn_backend": "string",  # attention implementation that ran (transformer parts), else ""
+    "mode": "string",  # "eager" | "compile" | "cuda_graph"
+    "module": "string",  # for profile rows: the module path; "" for whole-phase rows
+    "dataset": "string",  # task rows
+    "checkpoint": "string",  # task rows
+    "device_name": "string",
+    "host": "string",
+    "node": "string",  # cluster node that ran the point
+    "git_sha": "string",
+    "torch_version": "string",
+    "transformers_version": "string",
+}
+
+COLUMNS: dict[str, str] = {**POINT_COLUMNS, **MEASURE_COLUMNS, **CONTEXT_COLUMNS}
+REQUIRED = list(POINT_COLUMNS) + list(MEASURE_COLUMNS)
+
+PHASES = ("fbank", "encoder", "prefill", "decode", "e2e", "train_step", "task")
+STATUSES = ("ok", "oom", "timeout", "crash", "error", "skipped")
+
+# metric -> unit. Task metrics are unitless ("1").
+METRIC_UNITS: dict[str, str] = {
+    "latency_ms": "ms",
+    "throughput": "tokens/s",  # or "audio_s/s" for front end and encoder phases
+    "rtf": "1",  # real-time factor: processing seconds per audio second
+    "peak_mem_bytes": "B",
+    "reserved_mem_bytes": "B",
+    "state_bytes": "B",
+    "state_bytes_analytic": "B",
+    "flops": "FLOP",
+    "flops_analytic": "FLOP",
+    "flop_coverage": "1",
+    "energy_j": "J",
+    "energy_j_per_token": "J/token",
+    "energy_j_per_audio_s": "J/s",
+    "params": "1",
+    "trainable_params": "1",
+    "max_batch": "1",
+    "accuracy": "1",
+    "macro_f1": "1",
+    "mAP": "1",
+}
+
+
+def empty_frame() -> pd.DataFrame:
+    """An empty results table with every column at its dtype."""
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in COLUMNS.items()})
+
+
+def conform(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
+    """Rows -> a table with exactly COLUMNS, in order and dtype; missing context is ""/NaN.
+
+    Raises ValueError naming the missing required columns, since a row without its identity
+    could never be traced back to what produced it.
+    """
+    df = pd.DataFrame(rows) if not isinstance(rows, pd.DataFrame) else rows.copy()
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing and len(df):
+        raise ValueError(f"results rows lack required columns: {', '.join(missing)}")
+    for col, dtype in COLUMNS.items():
+        if col not in df.columns:
+            df[col] = "" if dtype == "string" else pd.NA
+        if dtype == "string":
+            df[col] = df[col].fillna("").astype(str)
+        elif dtype == "int64":
+            df[col] = pd.to_numeric(df[col], errors="coerce").fillna(0).astype("int64")
+        else:
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
+        df[col] = df[col].astype(dtype)
+    extra = [c for c in df.columns if c not in COLUMNS]
+    return df[list(COLUMNS) + extra]
+
+
+def validate(df: pd.DataFrame) -> None:
+    """Raise ValueError when a table breaks the contract (columns, statuses, phases)."""
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise ValueError(f"results table lacks required columns: {', '.join(missing)}")
+    bad_status = set(df["status"].dropna()) - set(STATUSES)
+    if bad_status:
+        raise ValueError(f"unknown status values: {sorted(bad_status)}")
+    bad_phase = set(df["phase"].dropna()) - set(PHASES)
+    if bad_phase:
+        raise ValueError(f"unknown phase values: {sorted(bad_phase)}")
