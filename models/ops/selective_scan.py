@@ -1,0 +1,372 @@
+"""The selective scan (Mamba's S6 recurrence) as one registered PyTorch op, `lalm::selective_scan`.
+
+Semantics and layouts are mamba-ssm's `selective_scan_fn`:
+    u, delta, z: (b, d, l)     A: (d, n), real     D, delta_bias: (d,)
+    B, C: (b, n, l), or grouped (b, g, n, l) where the d channels split into g equal groups
+    dt_t = softplus?(delta_t + delta_bias)
+    x_t  = exp(dt_t * A) * x_{t-1} + dt_t * u_t * B_t          x_{-1} = 0, x: (b, d, n)
+    y_t  = <x_t, C_t> + D * u_t,  then y_t * silu(z_t)
+    returns y (b, d, l) in u's dtype, plus last_state x_{l-1} (b, d, n) when asked.
+
+Being one opaque op (instead of a Python loop over time) is what makes it fast on CPU and
+countable: `torch.utils.flop_counter.FlopCounterMode` uses the formula registered here, and
+fvcore uses `fvcore_handles()` via `FlopCountAnalysis.set_op_handles(**fvcore_handles())`.
+
+FLOPs (`scan_flops`, also used by `models.analytic`): per element of the (b, d, l, n) grid
+3 for discretisation (dt*A, its exponential, (dt*u)*B), 2 for the state update (one multiply-add)
+and 2 for the output contraction (one multiply-add); per element of (b, d, l) 1 for dt*u, 2 for
+the D skip, 3 for the z gate, 1 for delta_bias and 2 for softplus. One multiply-add = 2 FLOPs,
+an exponential/log/sigmoid = 1. fvcore counts one multiply-add as one "flop", so its handles
+report half of `scan_flops`, consistent with fvcore's own matmul counts.
+
+Backends (`resolve_backend` maps a setting to the name of what runs):
+    reference  sequential loop in PyTorch (float64-capable; the tests' ground truth)
+    numba      compiled CPU kernel, parallel over batch x channels, never builds (b, d, l, n)
+    mamba-ssm  mamba-ssm's CUDA kernel (when installed)
+    torch      vectorised PyTorch (chunked prefix scan): CUDA without mamba-ssm, other devices
+The backward is a reverse-time scan (its own op for `numba`); the other backends differentiate
+their PyTorch recomputation. mamba-ssm's kernel has no gradient for last_state, so when
+last_state is returned the backward of that backend recomputes with `torch` instead.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor
+from torch.utils.flop_counter import register_flop_formula
+
+from models.errors import InputError
+from models.ops import scan_cpu, scan_cuda, scan_torch
+from models.ops.scan_flops import scan_flops
+
+__all__ = [
+    "SCAN_SETTINGS",
+    "fvcore_handles",
+    "resolve_backend",
+    "scan_flops",
+    "selective_scan",
+    "selective_state_update",
+]
+
+SCAN_SETTINGS = ("auto", "reference", "cpu", "cuda", "hf")
+# 'hf' is not a scan implementation: it tells `models.ops.hf_mamba` to leave transformers' own path.
+_FORWARD: dict[str, Callable] = {
+    "reference": scan_torch.reference_scan,
+    "numba": scan_cpu.scan,
+    "mamba-ssm": scan_cuda.scan,
+    "torch": scan_torch.chunked_scan,
+}
+
+
+def resolve_backend(backend: str, device: torch.device | str) -> str:
+    """Which implementation a setting (auto|reference|cpu|cuda|hf) runs on `device`.
+
+    auto: the numba kernel on CPU, mamba-ssm on CUDA when installed (else vectorised torch),
+    vectorised torch elsewhere. Returns one of reference|numba|mamba-ssm|torch|hf.
+    """
+    kind = torch.device(device).type
+    if backend not in SCAN_SETTINGS:
+        raise InputError(f"unknown scan backend {backend!r}; valid: {', '.join(SCAN_SETTINGS)}")
+    if backend in ("reference", "hf"):
+        return backend
+    if backend == "cpu" and kind != "cpu":
+        raise InputError(f"scan backend 'cpu' runs on CPU tensors, but the device is {kind}")
+    if backend == "cuda" and kind != "cuda":
+        raise InputError(f"scan backend 'cuda' needs a CUDA device, but the device is {kind}")
+    if kind == "cpu":
+        return "numba"
+    if kind == "cuda" and scan_cuda.mamba_ssm_available():
+        return "mamba-ssm"
+    return "torch"
+
+
+def _grouped(t: Tensor) -> Tensor:
+    """B or C as (b, g, n, l); the ungrouped (b, n, l) is one group."""
+    return t.unsqueeze(1) if t.dim() == 3 else t
+
+
+# ---------------------------------------------------------------------------------------------
+# The forward op
+
+
+@torch.library.custom_op("lalm::selective_scan", mutates_args=())
+def _scan_op(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None,
+    z: Tensor | None,
+    delta_bias: Tensor | None,
+    delta_softplus: bool,
+    return_last_state: bool,
+    backend: str,
+) -> tuple[Tensor, Tensor]:
+    y, last_state = _FORWARD[backend](u, delta, A, _grouped(B), _grouped(C), D, z, delta_bias, delta_softplus)
+    # The op returns two tensors either way; an empty one stands for "not asked".
+    return y, (last_state if return_last_state else u.new_empty(0))
+
+
+@_scan_op.register_fake
+def _scan_fake(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, backend):
+    b, d, _ = u.shape
+    last_shape = (b, d, A.shape[1]) if return_last_state else (0,)
+    return u.new_empty(u.shape), u.new_empty(last_shape, dtype=scan_torch.compute_dtype(u))
+
+
+# ---------------------------------------------------------------------------------------------
+# Autograd
+
+_DIFFERENTIABLE = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    *tensors, delta_softplus, return_last_state, backend = inputs
+    ctx.save_for_backward(*tensors)
+    ctx.delta_softplus, ctx.return_last_state, ctx.backend = delta_softplus, return_last_state, backend
+
+
+def _grads_by_recompute(forward: Callable, ctx, dy: Tensor, dlast: Tensor) -> list[Tensor | None]:
+    """Gradients of the saved inputs by differentiating `forward` (a PyTorch implementation)."""
+    with torch.enable_grad():
+        leaves = [
+            None if t is None else t.detach().requires_grad_(needs)
+            for t, needs in zip(ctx.saved_tensors, ctx.needs_input_grad)
+        ]
+        u, delta, A, B, C, D, z, delta_bias = leaves
+        y, last_state = forward(u, delta, A, _grouped(B), _grouped(C), D, z, delta_bias, ctx.delta_softplus)
+        outputs, output_grads = [y], [dy]
+        if ctx.return_last_state:
+            outputs.append(last_state)
+            output_grads.append(dlast)
+        wanted = [t for t in leaves if t is not None and t.requires_grad]
+        found = iter(torch.autograd.grad(outputs, wanted, output_grads, allow_unused=True))
+    return [next(found) if t is not None and t.requires_grad else None for t in leaves]
+
+
+def _backward(ctx, dy: Tensor, dlast: Tensor):
+    if ctx.backend == "numba":
+        grads = _numba_backward(ctx, dy, dlast)
+    else:
+        forward = _FORWARD[ctx.backend]
+        if ctx.backend == "mamba-ssm" and ctx.return_last_state:
+            forward = scan_torch.chunked_scan
+        grads = _grads_by_recompute(forward, ctx, dy, dlast)
+    for name, grad, tensor in zip(_DIFFERENTIABLE, grads, ctx.saved_tensors):
+        if grad is not None and (grad.shape != tensor.shape or grad.dtype != tensor.dtype):
+            raise RuntimeError(f"selective_scan backward: gradient of {name} has the wrong shape or dtype")
+    return (*grads, None, None, None)
+
+
+torch.library.register_autograd("lalm::selective_scan", _backward, setup_context=_setup_context)
+
+
+@torch.library.custom_op("lalm::selective_scan_cpu_backward", mutates_args=())
+def _cpu_backward_op(
+    dy: Tensor,
+    dlast: Tensor | None,
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None,
+    z: Tensor | None,
+    delta_bias: Tensor | None,
+    delta_softplus: bool,
+) -> list[Tensor]:
+    """(du, ddelta, dA, dB, dC, dD, dz, ddelta_bias) from the numba kernel; dz empty without z."""
+    grads = scan_cpu.scan_backward(dy, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    return [grad.to(like.dtype) for grad, like in zip(grads, (u, delta, A, B, C, u, u, u))]
+
+
+@_cpu_backward_op.register_fake
+def _cpu_backward_fake(dy, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus):
+    d = u.shape[1]
+    dz = u.new_empty(u.shape) if z is not None else u.new_empty(0)
+    return [u.new_empty(u.shape), delta.new_empty(u.shape), A.new_empty(A.shape), B.new_empty(B.shape),
+            C.new_empty(C.shape), u.new_empty(d), dz, u.new_empty(d)]
+
+
+def _numba_backward(ctx, dy: Tensor, dlast: Tensor) -> list[Tensor | None]:
+    u, delta, A, B, C, D, z, delta_bias = ctx.saved_tensors
+    grads = _cpu_backward_op(
+        dy, dlast if ctx.return_last_state else None,
+        u, delta, A, _grouped(B), _grouped(C), D, z, delta_bias, ctx.delta_softplus,
+    )
+    grads[3], grads[4] = grads[3].reshape(B.shape), grads[4].reshape(C.shape)
+    return [
+        None if t is None or not needs else grad.to(t.dtype)
+        for grad, t, needs in zip(grads, ctx.saved_tensors, ctx.needs_input_grad)
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# FLOP counting
+
+
+def _has(arg) -> bool:
+    return arg is not None
+
+
+@register_flop_formula(torch.ops.lalm.selective_scan)
+def _scan_flop_formula(u, delta, A, B, C, D, z, delta_bias, delta_softplus, *args, out_shape=None, **kwargs) -> int:
+    """FlopCounterMode formula (it passes shapes for tensors and None for absent inputs)."""
+    b, d, l = u
+    return scan_flops(b, d, l, A[1], _has(D), _has(z), has_delta_bias=_has(delta_bias), delta_softplus=delta_softplus)
+
+
+def _traced_shape(value) -> list[int] | None:
+    """Shape of a TorchScript graph value, or None when it is the constant None."""
+    return None if isinstance(value.type(), torch._C.NoneType) else value.type().sizes()
+
+
+def _cpu_backward_flops(b: int, d: int, l: int, n: int, has_z: bool, delta_softplus: bool) -> int:
+    """FLOPs of the numba backward: the forward recomputed (without its output stage) plus, per
+    (b, d, l, n) element, about 13 for the adjoint step (h update, dC, the decay's exponential
+    and gradient, dA, dB, du) and per (b, d, l) the gate and softplus derivatives."""
+    forward = scan_flops(b, d, l, n, False, False, has_delta_bias=True, delta_softplus=delta_softplus)
+    per_step = 6 + (2 * n + 6) * bool(has_z) + 2 * bool(delta_softplus)
+    return forward + b * d * l * (13 * n + per_step)
+
+
+@register_flop_formula(torch.ops.lalm.selective_scan_cpu_backward)
+def _cpu_backward_flop_formula(dy, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus, *args, out_shape=None,
+                               **kwargs) -> int:
+    b, d, l = u
+    return _cpu_backward_flops(b, d, l, A[1], _has(z), delta_softplus)
+
+
+def _fvcore_scan(inputs: Sequence, outputs: Sequence) -> int:
+    """fvcore handle for lalm::selective_scan (multiply-adds, fvcore's unit: scan_flops / 2)."""
+    b, d, l = _traced_shape(inputs[0])
+    n = _traced_shape(inputs[2])[1]
+    D, z, delta_bias = (_traced_shape(v) is not None for v in inputs[5:8])
+    softplus = bool(inputs[8].toIValue())
+    return scan_flops(b, d, l, n, D, z, has_delta_bias=delta_bias, delta_softplus=softplus) // 2
+
+
+def _fvcore_state_update(inputs: Sequence, outputs: Sequence) -> int:
+    """fvcore handle for lalm::selective_state_update (one step of the scan, in multiply-adds)."""
+    b, d, n = _traced_shape(inputs[0])
+    D, z, delta_bias = (_traced_shape(v) is not None for v in inputs[6:9])
+    softplus = bool(inputs[9].toIValue())
+    return scan_flops(b, d, 1, n, D, z, has_delta_bias=delta_bias, delta_softplus=softplus) // 2
+
+
+def fvcore_handles() -> dict[str, Callable]:
+    """Op name -> fvcore handle, for `FlopCountAnalysis(...).set_op_handle(**fvcore_handles())`."""
+    return {"lalm::selective_scan": _fvcore_scan, "lalm::selective_state_update": _fvcore_state_update}
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API
+
+
+def _check(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D, z, delta_bias) -> None:
+    if u.dim() != 3 or u.shape[-1] < 1:
+        raise InputError(f"selective_scan: u must be (batch, channels, length >= 1), got {tuple(u.shape)}")
+    b, d, l = u.shape
+    if delta.shape != u.shape or (z is not None and z.shape != u.shape):
+        raise InputError(f"selective_scan: delta and z must match u's shape {tuple(u.shape)}")
+    if A.dim() != 2 or A.shape[0] != d or A.is_complex():
+        raise InputError(f"selective_scan: A must be real (channels={d}, state), got {tuple(A.shape)} {A.dtype}")
+    n = A.shape[1]
+    for name, t in (("B", B), ("C", C)):
+        g = t.shape[1] if t.dim() == 4 else 1
+        if tuple(t.shape) not in ((b, n, l), (b, g, n, l)) or d % g:
+            raise InputError(
+                f"selective_scan: {name} must be (b, n, l) or (b, g, n, l) with g dividing d={d}, "
+                f"got {tuple(t.shape)} for u {tuple(u.shape)} and n={n}"
+            )
+    for name, t in (("D", D), ("delta_bias", delta_bias)):
+        if t is not None and tuple(t.shape) != (d,):
+            raise InputError(f"selective_scan: {name} must be ({d},), got {tuple(t.shape)}")
+
+
+def selective_scan(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    delta_bias: Tensor | None = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+    backend: str = "auto",
+) -> Tensor | tuple[Tensor, Tensor]:
+    """y (b, d, l), or (y, last_state (b, d, n)) when `return_last_state` (mamba-ssm's contract).
+
+    Shapes are in the module docstring; `backend` is a setting for `resolve_backend`.
+    """
+    _check(u, delta, A, B, C, D, z, delta_bias)
+    name = resolve_backend(backend, u.device)
+    if name == "hf":
+        raise InputError("scan backend 'hf' only applies to the Mamba LM; the scan op needs auto|reference|cpu|cuda")
+    y, last_state = _scan_op(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, name)
+    return (y, last_state) if return_last_state else y
+
+
+# ---------------------------------------------------------------------------------------------
+# One decode step
+
+
+@torch.library.custom_op("lalm::selective_state_update", mutates_args=("state",))
+def _state_update_op(
+    state: Tensor,
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None,
+    z: Tensor | None,
+    delta_bias: Tensor | None,
+    delta_softplus: bool,
+    backend: str,
+) -> Tensor:
+    mamba_update = scan_cuda.mamba_ssm_state_update() if backend == "mamba-ssm" else None
+    if mamba_update is not None:
+        return mamba_update(state, u, delta, A, B, C, D=D, z=z, dt_bias=delta_bias, dt_softplus=delta_softplus)
+    # One step is b*d*n elements: vectorised PyTorch is as fast as a kernel call here.
+    grouped = [t.unsqueeze(1) if t.dim() == 2 else t for t in (B, C)]
+    return scan_torch.state_update(state, u, delta, A, *grouped, D, z, delta_bias, delta_softplus)
+
+
+@_state_update_op.register_fake
+def _state_update_fake(state, u, delta, A, B, C, D, z, delta_bias, delta_softplus, backend):
+    return u.new_empty(u.shape)
+
+
+@register_flop_formula(torch.ops.lalm.selective_state_update)
+def _state_update_flop_formula(state, u, delta, A, B, C, D, z, delta_bias, delta_softplus, *args, out_shape=None,
+                               **kwargs) -> int:
+    b, d, n = state
+    return scan_flops(b, d, 1, n, _has(D), _has(z), has_delta_bias=_has(delta_bias), delta_softplus=delta_softplus)
+
+
+def selective_state_update(
+    state: Tensor,
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    delta_bias: Tensor | None = None,
+    delta_softplus: bool = False,
+    backend: str = "auto",
+) -> Tensor:
+    """One step of the scan for decoding: updates state (b, d, n) in place and returns y (b, d).
+
+    u, delta, z: (b, d)   B, C: (b, n) or (b, g, n)   A: (d, n)   D, delta_bias: (d,)
+    """
+    name = resolve_backend(backend, u.device)
+    if name == "hf":
+        raise InputError("scan backend 'hf' only applies to the Mamba LM; the scan op needs auto|reference|cpu|cuda")
+    return _state_update_op(state, u, delta, A, B, C, D, z, delta_bias, delta_softplus, name)
