@@ -1,0 +1,95 @@
+"""The four LALM variants: they build, run every phase, count like the papers, and cache consistently."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from models import VARIANTS, build, num_audio_tokens, spec_for
+from models.encoders import ASTEncoder, DASSEncoder
+from models.errors import InputError
+from models.lalm import padded_frames
+from models.lms import build_llama, build_mamba
+from models.params import count, lora_trainable
+from models.presets import AST_BASE, DASS_MEDIUM, DASS_SMALL, LLAMA_7B, LLAMA_MATCHED, MAMBA_2_8B
+from tests.conftest import make_wave
+
+
+@pytest.fixture(scope="module")
+def tiny_models():
+    return {v: build(v, "tiny") for v in VARIANTS}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("seconds,batch", [(1.0, 1), (1.0, 3), (4.0, 1), (4.0, 3)])
+def test_tiny_generate_runs(tiny_models, variant, seconds, batch):
+    model = tiny_models[variant]
+    prompt = torch.randint(0, model.lm.vocab_size, (batch, 6))
+    out = model.generate(make_wave(seconds, batch), prompt, max_new_tokens=5)
+    assert out.shape == (batch, 5)
+    assert out.dtype == torch.long and int(out.max()) < model.lm.vocab_size
+
+
+@pytest.mark.parametrize("variant", ["ast+llama", "dass+mamba"])
+def test_greedy_generate_matches_full_forward_argmax(variant):
+    """Cache consistency: decoding with the cache equals recomputing the whole sequence each step."""
+    model = build(variant, "tiny", dtype=torch.float64)
+    wave = make_wave(1.0, batch=2)
+    prompt = torch.randint(0, model.lm.vocab_size, (2, 4), generator=torch.Generator().manual_seed(1))
+    generated = model.generate(wave, prompt, max_new_tokens=6)
+    with torch.inference_mode():
+        feats = model.features(wave)
+        ids = prompt
+        for step in range(6):
+            nxt = model(feats, ids)[:, -1].argmax(-1)
+            assert torch.equal(nxt, generated[:, step]), f"step {step}"
+            ids = torch.cat([ids, nxt[:, None]], dim=1)
+
+
+def test_phases_compose_to_generate(tiny_models):
+    model = tiny_models["dass+llama"]
+    wave, prompt = make_wave(1.0), torch.tensor([[1, 2, 3]])
+    with torch.inference_mode():
+        enc = model.encode(model.features(wave))
+        logits, cache = model.prefill(enc, prompt)
+        first = logits.argmax(-1)
+    assert torch.equal(first, model.generate(wave, prompt, 1)[:, 0])
+    assert enc.num_tokens == num_audio_tokens(1.0)
+
+
+def test_paper_shapes_count_like_the_papers():
+    with torch.device("meta"):
+        llama, mamba = build_llama(LLAMA_7B), build_mamba(MAMBA_2_8B)
+        assert count(llama) == 6_738_415_616
+        assert count(mamba) == 2_768_345_600
+        assert count(ASTEncoder(AST_BASE).ast) == 86_187_264
+        assert lora_trainable(llama, "llama") == 4_194_304
+        assert lora_trainable(mamba, "mamba") == 6_553_600
+        assert abs(count(DASSEncoder(DASS_SMALL)) / 30e6 - 1) < 0.05
+        assert abs(count(DASSEncoder(DASS_MEDIUM)) / 49e6 - 1) < 0.05
+        # `matched` LLaMA is within 1% of Mamba-2.8B.
+        assert abs(count(build_llama(LLAMA_MATCHED)) / count(mamba) - 1) < 0.01
+
+
+def test_whole_paper_lalm_builds_on_meta():
+    model = build("ssm", "paper", device="meta")
+    assert model.spec.variant == "dass+mamba" and model.device.type == "meta"
+
+
+@pytest.mark.parametrize("variant", ["ast+llama", "dass+llama"])
+@pytest.mark.parametrize("seconds,tokens", [(10.0, 32), (100.0, 320)])
+def test_audio_token_counts(variant, seconds, tokens):
+    """32 LM audio tokens per 10 s from both projectors (shapes checked on the meta device)."""
+    model = build(variant, "tiny", device="meta")
+    assert num_audio_tokens(seconds) == tokens
+    feats = torch.zeros(1, padded_frames(int(seconds * 16000)), 128, device="meta")
+    enc = model.encode(feats)
+    assert model.audio_embeds(enc).shape == (1, tokens, model.lm.width)
+
+
+def test_unknown_names_list_the_valid_ones():
+    with pytest.raises(InputError, match="valid variants: ast\\+llama"):
+        spec_for("rnn+gpt", "tiny")
+    with pytest.raises(InputError, match="valid sizes: tiny, small, paper, matched"):
+        spec_for("ssm", "huge")
+    with pytest.raises(InputError, match="scan backend"):
+        build("ssm", "tiny", scan_backend="fast")
