@@ -42,6 +42,7 @@ CONTEXT_COLUMNS: dict[str, str] = {
     "source": "string",  # the meter/source that produced the value (e.g. "cuda_event", "psutil.rss")
     "note": "string",  # reason for NaN, uncounted operators, caveats
     "scan_backend": "string",  # selective-scan backend that actually ran (SSM parts), else ""
+    "requested_scan_backend": "string",  # the point's scan_backend axis value (e.g. "auto"); "" off-sweep
     "attn_backend": "string",  # attention implementation that ran (transformer parts), else ""
     "mode": "string",  # "eager" | "compile" | "cuda_graph"
     "module": "string",  # for profile rows: the module path; "" for whole-phase rows
@@ -85,22 +86,35 @@ METRIC_UNITS: dict[str, str] = {
 }
 
 
+# Raw timing samples behind a `value` (one row per repeat), kept beside the results table.
+SAMPLE_COLUMNS: dict[str, str] = {
+    "run_id": "string",
+    "point_id": "string",
+    "phase": "string",
+    "metric": "string",
+    "i": "int64",  # repeat index within (point, phase, metric)
+    "value": "float64",
+    "unit": "string",
+}
+
+
 def empty_frame() -> pd.DataFrame:
     """An empty results table with every column at its dtype."""
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in COLUMNS.items()})
 
 
-def conform(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
-    """Rows -> a table with exactly COLUMNS, in order and dtype; missing context is ""/NaN.
+def conform(rows: list[dict] | pd.DataFrame, columns: dict[str, str] = COLUMNS) -> pd.DataFrame:
+    """Rows -> a table with exactly `columns`, in order and dtype; missing context is ""/NaN.
 
     Raises ValueError naming the missing required columns, since a row without its identity
-    could never be traced back to what produced it.
+    could never be traced back to what produced it. `columns=SAMPLE_COLUMNS` conforms samples.
     """
     df = pd.DataFrame(rows) if not isinstance(rows, pd.DataFrame) else rows.copy()
-    missing = [c for c in REQUIRED if c not in df.columns]
+    required = REQUIRED if columns is COLUMNS else list(columns)
+    missing = [c for c in required if c not in df.columns]
     if missing and len(df):
         raise ValueError(f"results rows lack required columns: {', '.join(missing)}")
-    for col, dtype in COLUMNS.items():
+    for col, dtype in columns.items():
         if col not in df.columns:
             df[col] = "" if dtype == "string" else pd.NA
         if dtype == "string":
@@ -110,8 +124,8 @@ def conform(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
         else:
             df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
         df[col] = df[col].astype(dtype)
-    extra = [c for c in df.columns if c not in COLUMNS]
-    return df[list(COLUMNS) + extra]
+    extra = [c for c in df.columns if c not in columns]
+    return df[list(columns) + extra]
 
 
 def validate(df: pd.DataFrame) -> None:

@@ -1,0 +1,77 @@
+"""A Point is one measured configuration of a sweep; a PointResult is what measuring it gave.
+
+Points are plain frozen records, so they pickle to worker processes and Ray tasks unchanged.
+A point's id is a hash of its fields alone (not of the suite or the run), which is what lets
+a resumed run recognise finished points and lets two runs be joined point by point.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+
+@dataclass(frozen=True)
+class Point:
+    """What to run: one model configuration at one input shape."""
+
+    variant: str  # canonical ENCODER+LM, e.g. "dass+mamba"
+    size: str  # models.SIZES key
+    device: str  # "cpu" | "cuda" (never "auto": resolved before points exist)
+    dtype: str  # "float32" | "float16" | "bfloat16"
+    batch_size: int
+    audio_seconds: float
+    prompt_tokens: int
+    new_tokens: int
+    scan_backend: str = "auto"  # requested selective-scan backend; the one that ran is in the rows
+    mode: str = "eager"  # "eager" | "compile" | "cuda_graph"
+
+    def __post_init__(self) -> None:
+        # 10 and 10.0 seconds are the same point; normalising here keeps the id stable.
+        object.__setattr__(self, "audio_seconds", float(self.audio_seconds))
+        object.__setattr__(self, "batch_size", int(self.batch_size))
+
+    @property
+    def id(self) -> str:
+        """Stable 16-hex-digit hash of the fields (same on every machine and Python version)."""
+        canonical = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @property
+    def encoder(self) -> str:
+        return self.variant.split("+")[0]
+
+    @property
+    def lm(self) -> str:
+        return self.variant.split("+")[1]
+
+    @property
+    def label(self) -> str:
+        """Short human-readable name for progress lines, e.g. 'dass+mamba tiny b2 4s'."""
+        extras = [v for v, default in ((self.scan_backend, "auto"), (self.mode, "eager")) if v != default]
+        seconds = f"{self.audio_seconds:g}s"
+        return " ".join([self.variant, self.size, self.dtype, f"b{self.batch_size}", seconds, *extras])
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Point:
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
+
+
+POINT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Point))
+
+
+@dataclass
+class PointResult:
+    """What a workload returns for one point.
+
+    rows: tidy-table rows holding the measure columns (phase, metric, value, unit, lo, hi, n,
+      and optionally status, error, source, note, scan_backend, attn_backend, module, ...);
+      the runner adds the point's identity, run id and environment.
+    samples: raw per-repeat values, dicts with phase, metric, value and optionally unit and i.
+    """
+
+    rows: list[dict] = field(default_factory=list)
+    samples: list[dict] = field(default_factory=list)
