@@ -46,10 +46,11 @@ def test_unknown_status_is_rejected():
 
 def test_sample_rows_keep_every_raw_value_in_order():
     m = Measurement("latency_ms", 2.0, "ms", samples=(3.0, 1.0, 2.0))
-    rows = m.sample_rows(point_id="p", phase="decode")
-    assert [r["value"] for r in rows] == [3.0, 1.0, 2.0]
-    assert [r["sample"] for r in rows] == [0, 1, 2]
-    assert all(r["metric"] == "latency_ms" and r["point_id"] == "p" for r in rows)
+    rows = m.sample_rows(run_id="r", point_id="p", phase="decode")
+    table = schema.conform(rows, schema.SAMPLE_COLUMNS)
+    assert list(table["value"]) == [3.0, 1.0, 2.0]
+    assert list(table["i"]) == [0, 1, 2]
+    assert set(table["metric"]) == {"latency_ms"} and set(table["point_id"]) == {"p"}
 
 
 def test_with_note_appends():

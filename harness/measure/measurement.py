@@ -69,8 +69,9 @@ class Measurement:
         }
 
     def sample_rows(self, **identity: object) -> list[dict]:
-        """One row per raw sample: `identity` + metric, unit, sample (0-based index), value."""
+        """Rows of the samples table (harness.schema.SAMPLE_COLUMNS): `identity` (run_id, point_id,
+        phase) + metric, unit, i (repeat index), value — one per raw sample."""
         return [
-            {**identity, "metric": self.metric, "unit": self.unit, "sample": i, "value": float(v)}
+            {**identity, "metric": self.metric, "unit": self.unit, "i": i, "value": float(v)}
             for i, v in enumerate(self.samples)
         ]
