@@ -1,0 +1,320 @@
+"""The kernels that matter, defined once: name -> setup(device) -> zero-argument callable.
+
+Both the pytest-benchmark suite (`tests/benchmarks/`) and `lalm-bench gate` build kernels
+from this registry, so a shape is written in exactly one place. Each setup allocates its
+inputs (seeded) and returns a callable that runs the kernel once on them in inference mode;
+it does not synchronise the device (callers time whole batches of calls, then synchronise).
+Kernels that need optional code (CUDA-only extensions, mamba-ssm) say why they cannot run
+instead of failing at import time.
+
+Deliberate slowdown for testing the gate: ``LALM_BENCH_INJECT_SLOWDOWN=<kernel>:<factor>``
+(e.g. ``conv1d:1.3``; several separated by commas) makes every call of that kernel cost
+``factor`` times as much, by spinning the CPU for ``(factor - 1)`` times the call's own cost
+after it (process CPU time on the CPU, like the gate's clock; wall time around a
+synchronised call on CUDA). Only `build` honours it; `models/` knows nothing of it.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from harness.errors import UserError
+
+INJECT_ENV = "LALM_BENCH_INJECT_SLOWDOWN"
+
+KernelFn = Callable[[], object]
+Check = Callable[[torch.device], "str | None"]
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One benchmarked kernel at one fixed shape.
+
+    `setup(device)` returns the callable to time; `check(device)` says why it cannot run
+    there (None when it can).
+    """
+
+    name: str
+    shape: str
+    setup: Callable[[torch.device], KernelFn]
+    check: Check = lambda device: None
+
+
+# --- availability checks ---------------------------------------------------------------------
+
+def _needs_module(module: str) -> Check:
+    def check(device: torch.device) -> str | None:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            return f"{module} not importable ({err})"
+        return None
+
+    return check
+
+
+def _on(device_type: str, also: Check = lambda device: None) -> Check:
+    def check(device: torch.device) -> str | None:
+        return f"runs on {device_type} only" if device.type != device_type else also(device)
+
+    return check
+
+
+def _mamba_ssm(device: torch.device) -> str | None:
+    from models.ops.scan_cuda import mamba_ssm_available
+
+    return None if mamba_ssm_available() else "mamba-ssm is not installed"
+
+
+# --- inputs ----------------------------------------------------------------------------------
+
+def _randn(*shape: int, device: torch.device, gen: torch.Generator, scale: float = 1.0) -> torch.Tensor:
+    return torch.randn(*shape, generator=gen, device=device) * scale
+
+
+def _generator(device: torch.device) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(0)
+
+
+def _inference(fn: Callable[[], object]) -> KernelFn:
+    """`fn` run under inference mode: no autograd bookkeeping, as in benchmarks of forward passes."""
+
+    def run() -> object:
+        with torch.inference_mode():
+            return fn()
+
+    return run
+
+
+# --- dense ops at the widths of the small presets ------------------------------------------
+
+def _matmul(device: torch.device) -> KernelFn:
+    """(256, 512) @ (512, 1024) float32: an LM MLP projection over 256 tokens."""
+    gen = _generator(device)
+    x, w = _randn(256, 512, device=device, gen=gen), _randn(512, 1024, device=device, gen=gen)
+    return _inference(lambda: x @ w)
+
+
+# 256 x 512 floats: in and out stay within a 2 MiB L2; one size up, oneDNN falls off a cliff
+# (4x slower warm, 4x again after a cache flush), which would measure the cache, not the kernel.
+CONV_BATCH, CONV_CHANNELS, CONV_LENGTH, CONV_WIDTH = 1, 256, 512, 4
+
+
+def _conv1d_inputs(device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    gen = _generator(device)
+    x = _randn(CONV_BATCH, CONV_CHANNELS, CONV_LENGTH, device=device, gen=gen)
+    weight = _randn(CONV_CHANNELS, CONV_WIDTH, device=device, gen=gen)
+    bias = _randn(CONV_CHANNELS, device=device, gen=gen)
+    return x, weight, bias
+
+
+def _conv1d_torch(device: torch.device) -> KernelFn:
+    """Causal depthwise conv1d as Mamba runs it without the CUDA extension.
+
+    x (1, 256, 512), weight (256, 4): pad 3 on both sides, keep the first 512 outputs.
+    """
+    x, weight, bias = _conv1d_inputs(device)
+    w = weight.unsqueeze(1)  # (D, 1, K): one filter per channel
+    return _inference(lambda: F.conv1d(x, w, bias, padding=CONV_WIDTH - 1, groups=CONV_CHANNELS)[..., :CONV_LENGTH])
+
+
+def _conv1d_cuda(device: torch.device) -> KernelFn:
+    """The same causal depthwise conv1d through the `causal_conv1d` CUDA extension."""
+    from causal_conv1d import causal_conv1d_fn
+
+    x, weight, bias = _conv1d_inputs(device)
+    return _inference(lambda: causal_conv1d_fn(x, weight, bias))
+
+
+def _sdpa(device: torch.device) -> KernelFn:
+    """Causal scaled-dot-product attention, q/k/v (1, 8, 256, 64) float32 (LLaMA prefill)."""
+    gen = _generator(device)
+    q, k, v = (_randn(1, 8, 256, 64, device=device, gen=gen) for _ in range(3))
+    return _inference(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True))
+
+
+# --- the selective scan, per backend setting -------------------------------------------------
+
+SCAN_B, SCAN_D, SCAN_L, SCAN_N = 1, 256, 256, 16  # a Mamba layer: d_inner 256, d_state 16
+
+
+def _selective_scan(setting: str) -> Callable[[torch.device], KernelFn]:
+    """Mamba's scan (with D skip, z gate, delta bias, softplus) through backend `setting`."""
+
+    def setup(device: torch.device) -> KernelFn:
+        from models.ops.selective_scan import selective_scan
+
+        gen = _generator(device)
+        u, z = (_randn(SCAN_B, SCAN_D, SCAN_L, device=device, gen=gen) for _ in range(2))
+        delta = _randn(SCAN_B, SCAN_D, SCAN_L, device=device, gen=gen, scale=0.5)
+        A = -(torch.rand(SCAN_D, SCAN_N, generator=gen, device=device) + 0.5)  # decaying state
+        B, C = (_randn(SCAN_B, SCAN_N, SCAN_L, device=device, gen=gen) for _ in range(2))
+        D, delta_bias = (_randn(SCAN_D, device=device, gen=gen) for _ in range(2))
+        return _inference(lambda: selective_scan(u, delta, A, B, C, D, z, delta_bias, True, False, setting))
+
+    return setup
+
+
+# --- the audio front end and the models ------------------------------------------------------
+
+FBANK_SAMPLES = 32000  # 2 s at 16 kHz
+
+
+def _fbank(device: torch.device) -> KernelFn:
+    """Kaldi log-mel fbank of 2 s of 16 kHz audio, (1, 32000) -> (1, 198, 128)."""
+    from models.audio import Fbank
+
+    module = Fbank().to(device)
+    wave = _randn(1, FBANK_SAMPLES, device=device, gen=_generator(device))
+    return _inference(lambda: module(wave))
+
+
+MODEL_AUDIO_SAMPLES = 16000  # 1 s of audio: 100 fbank frames, padded to 128, 4 audio tokens
+MODEL_PROMPT_TOKENS = 8
+
+
+def _model_inputs(variant: str, device: torch.device):
+    """A tiny LALM and its inputs: wave (1, 16000) and prompt ids (1, 8)."""
+    from models import build
+
+    model = build(variant, "tiny", device=device)
+    gen = _generator(device)
+    wave = _randn(1, MODEL_AUDIO_SAMPLES, device=device, gen=gen, scale=0.1)
+    ids = torch.randint(0, model.lm.vocab_size, (1, MODEL_PROMPT_TOKENS), generator=gen, device=device)
+    return model, wave, ids
+
+
+def _lalm_forward(variant: str) -> Callable[[torch.device], KernelFn]:
+    """Waveform -> fbank -> encoder -> projector + LM prefill: next-token logits of a tiny LALM."""
+
+    def setup(device: torch.device) -> KernelFn:
+        model, wave, ids = _model_inputs(variant, device)
+        return _inference(lambda: model.prefill(model.encode(model.features(wave)), ids)[0])
+
+    return setup
+
+
+def _decode_step(variant: str) -> Callable[[torch.device], KernelFn]:
+    """One greedy decode step of the tiny LM after a prefill of 4 audio + 8 prompt tokens.
+
+    A KV cache grows by one position per step; it is cropped back after each step so every
+    call decodes at the same position. A Mamba state has a fixed size and needs nothing.
+    """
+
+    def setup(device: torch.device) -> KernelFn:
+        model, wave, ids = _model_inputs(variant, device)
+        with torch.inference_mode():
+            logits, cache = model.prefill(model.encode(model.features(wave)), ids)
+        token = logits.argmax(-1)
+        grows = hasattr(cache, "crop")
+
+        def step() -> object:
+            out, _ = model.decode_step(cache, token)
+            if grows:
+                cache.crop(-1)  # negative: drop the last position (old and new transformers alike)
+            return out
+
+        return _inference(step)
+
+    return setup
+
+
+_MODELS = "models"
+_KERNELS: tuple[Kernel, ...] = (
+    Kernel("matmul", "(256,512)@(512,1024) f32", _matmul),
+    Kernel("conv1d", "causal depthwise x(1,256,512) w(256,4) f32", _conv1d_torch),
+    Kernel(
+        "conv1d[causal_conv1d]",
+        "causal depthwise x(1,256,512) w(256,4) f32",
+        _conv1d_cuda,
+        _on("cuda", _needs_module("causal_conv1d")),
+    ),
+    Kernel("sdpa", "causal q,k,v(1,8,256,64) f32", _sdpa),
+    Kernel("fbank", "wave(1,32000) -> (1,198,128)", _fbank, _needs_module("models.audio")),
+    *(
+        Kernel(f"selective_scan[{setting}]", "u(1,256,256) n=16 +D,z,bias,softplus f32", _selective_scan(setting), check)
+        for setting, check in (
+            ("reference", _needs_module("models.ops.selective_scan")),
+            ("cpu", _on("cpu", _needs_module("models.ops.selective_scan"))),
+            ("cuda", _on("cuda", _needs_module("models.ops.selective_scan"))),
+        )
+    ),
+    *(
+        Kernel(f"lalm_forward[{variant}]", "tiny, wave(1,16000) + prompt(1,8) -> logits", _lalm_forward(variant),
+               _needs_module(_MODELS))
+        for variant in ("ast+llama", "dass+mamba", "dass+llama", "ast+mamba")
+    ),
+    *(
+        Kernel(f"decode_step[{lm}]", "tiny, 1 token after 4 audio + 8 prompt tokens", _decode_step(variant),
+               _needs_module(_MODELS))
+        for lm, variant in (("llama", "ast+llama"), ("mamba", "ast+mamba"))
+    ),
+)
+
+KERNELS: dict[str, Kernel] = {k.name: k for k in _KERNELS}
+
+
+def available(device: torch.device) -> list[Kernel]:
+    """The registered kernels that can run on `device`, in registry order."""
+    return [k for k in KERNELS.values() if k.check(device) is None]
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued device work, so a timer read afterwards covers it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def injected_slowdowns(env: dict[str, str] | None = None) -> dict[str, float]:
+    """Parse ``LALM_BENCH_INJECT_SLOWDOWN`` ("name:factor[,name:factor]") -> {name: factor}."""
+    spec = (os.environ if env is None else env).get(INJECT_ENV, "").strip()
+    slowdowns: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, sep, factor_text = item.rpartition(":")
+        try:
+            factor = float(factor_text)
+        except ValueError:
+            factor = float("nan")
+        if not sep or name not in KERNELS or not factor >= 1.0:
+            raise UserError(
+                f"{INJECT_ENV}={spec!r}: expected <kernel>:<factor >= 1> with a kernel from "
+                f"{', '.join(KERNELS)}"
+            )
+        slowdowns[name] = factor
+    return slowdowns
+
+
+def _slowed(fn: KernelFn, factor: float, device: torch.device) -> KernelFn:
+    """`fn` followed by a busy spin of (factor - 1) x its own cost: factor x the cost."""
+    clock = time.perf_counter if device.type == "cuda" else time.process_time
+
+    def run() -> object:
+        start = clock()
+        out = fn()
+        synchronize(device)
+        deadline = start + factor * (clock() - start)
+        while clock() < deadline:
+            pass
+        return out
+
+    return run
+
+
+def build(name: str, device: torch.device | str = "cpu") -> KernelFn:
+    """The ready-to-call kernel `name` on `device`, with any injected slowdown applied."""
+    if name not in KERNELS:
+        raise UserError(f"unknown kernel {name!r}; known: {', '.join(KERNELS)}")
+    device = torch.device(device)
+    kernel = KERNELS[name]
+    reason = kernel.check(device)
+    if reason is not None:
+        raise UserError(f"kernel {name!r} is unavailable on {device}: {reason}")
+    fn = kernel.setup(device)
+    factor = injected_slowdowns().get(name)
+    return fn if factor is None else _slowed(fn, factor, device)

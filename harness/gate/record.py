@@ -1,0 +1,167 @@
+"""A gate session as JSON: the committed baseline and any saved current run share this format.
+
+The file holds every kernel's normalised samples (what the statistics compare), a summary
+for people, the settings that produced them and a fingerprint of the machine, so a verdict
+against a baseline recorded elsewhere can say how elsewhere it was.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+import psutil
+import torch
+from pydantic import BaseModel, ValidationError
+
+from harness.errors import UserError
+from harness.gate.kernels import KERNELS
+from harness.gate.timing import Session
+
+SCHEMA_VERSION = 1
+# Fingerprint fields whose difference makes a cross-machine comparison worth a warning.
+COMPARABLE_FIELDS = ("cpu_model", "logical_cores", "torch", "device_name", "threads", "clock")
+
+
+class Fingerprint(BaseModel):
+    """The machine and software a session ran on."""
+
+    cpu_model: str
+    logical_cores: int
+    physical_cores: int
+    memory_gib: float
+    os: str
+    python: str
+    torch: str
+    numpy: str
+    device: str
+    device_name: str
+    threads: int
+    clock: str
+
+
+class Settings(BaseModel):
+    """How the session was measured."""
+
+    rounds: int
+    target_ms: float
+    seed: int
+
+
+class KernelRecord(BaseModel):
+    """One kernel's samples: normalised (compared) and a raw-time summary (for people)."""
+
+    shape: str
+    inner: int
+    normalised: list[float]
+    median: float
+    p10: float
+    p90: float
+    raw_ms_median: float
+
+
+class GateRecord(BaseModel):
+    """A whole gate session."""
+
+    schema_version: int = SCHEMA_VERSION
+    created: str
+    fingerprint: Fingerprint
+    settings: Settings
+    duration_s: float
+    calibration_ms: dict[str, float]  # median per-call time of each calibration workload
+    kernels: dict[str, KernelRecord]
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def fingerprint(device: torch.device, threads: int, clock: str) -> Fingerprint:
+    """Describe this machine and software stack."""
+    return Fingerprint(
+        cpu_model=_cpu_model(),
+        logical_cores=os.cpu_count() or 0,
+        physical_cores=psutil.cpu_count(logical=False) or 0,
+        memory_gib=round(psutil.virtual_memory().total / 2**30, 1),
+        os=platform.platform(),
+        python=platform.python_version(),
+        torch=torch.__version__,
+        numpy=np.__version__,
+        device=device.type,
+        device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_model(),
+        threads=threads,
+        clock=clock,
+    )
+
+
+def from_session(session: Session, machine: Fingerprint, settings: Settings) -> GateRecord:
+    """Summarise a measured session into its JSON record."""
+    kernels = {}
+    for name, samples in session.kernels.items():
+        normalised = samples.normalised
+        p10, median, p90 = np.quantile(normalised, [0.1, 0.5, 0.9])
+        kernels[name] = KernelRecord(
+            shape=KERNELS[name].shape,
+            inner=samples.inner,
+            normalised=[float(x) for x in normalised],
+            median=float(median),
+            p10=float(p10),
+            p90=float(p90),
+            raw_ms_median=float(np.median(samples.raw_s) * 1e3),
+        )
+    return GateRecord(
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        fingerprint=machine,
+        settings=settings,
+        duration_s=round(session.duration_s, 2),
+        calibration_ms={name: float(np.median(t) * 1e3) for name, t in session.calibration_s.items()},
+        kernels=kernels,
+    )
+
+
+def save(record: GateRecord, path: Path) -> None:
+    """Write `record` to `path` atomically (a crash never leaves half a baseline)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(record.model_dump_json(indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def load(path: Path) -> GateRecord:
+    """Read a record; a missing, unreadable or malformed file is a UserError naming it."""
+    if not path.is_file():
+        raise UserError(f"gate record {path} does not exist (record a baseline with `lalm-bench gate --update-baseline`)")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"gate record {path} is not readable JSON: {err}") from None
+    try:
+        record = GateRecord.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise UserError(f"gate record {path}: {where}: {first['msg']}") from None
+    if record.schema_version != SCHEMA_VERSION:
+        raise UserError(f"gate record {path}: schema_version {record.schema_version}, expected {SCHEMA_VERSION}")
+    short = [name for name, k in record.kernels.items() if len(k.normalised) < 2]
+    if short:
+        raise UserError(f"gate record {path}: kernel {short[0]!r} has fewer than 2 samples")
+    return record
+
+
+def fingerprint_differences(baseline: Fingerprint, current: Fingerprint) -> list[str]:
+    """'field: baseline -> current' for each comparable field that differs."""
+    return [
+        f"{field}: {getattr(baseline, field)} -> {getattr(current, field)}"
+        for field in COMPARABLE_FIELDS
+        if getattr(baseline, field) != getattr(current, field)
+    ]

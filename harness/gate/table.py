@@ -1,0 +1,62 @@
+"""Render the gate's verdicts as a rich table: each kernel's ratio with its interval."""
+from __future__ import annotations
+
+import math
+
+from rich.markup import escape
+from rich.table import Table
+
+from harness.gate.compare import KernelVerdict
+from harness.gate.record import GateRecord
+from harness.gate.stats import Thresholds
+
+STYLES = {"regression": "bold red", "improvement": "green", "ok": "", "new": "yellow", "missing": "yellow"}
+
+
+def _num(value: float, fmt: str) -> str:
+    return "-" if math.isnan(value) else format(value, fmt)
+
+
+def verdict_table(verdicts: list[KernelVerdict], thresholds: Thresholds) -> Table:
+    """One row per kernel: normalised medians, ratio current/baseline, its interval, p, verdict."""
+    level = f"{thresholds.confidence:.0%}"
+    table = Table(
+        title=f"kernel gate: regression = {level} interval above x{thresholds.min_ratio:.2f} "
+        f"and Mann-Whitney p < {thresholds.alpha:g}",
+        title_justify="left",
+    )
+    table.add_column("kernel")
+    table.add_column("shape", overflow="fold")
+    table.add_column("now ms", justify="right")
+    table.add_column("baseline (cal. units)", justify="right")
+    table.add_column("now (cal. units)", justify="right")
+    table.add_column("ratio", justify="right")
+    table.add_column(f"{level} interval", justify="right")
+    table.add_column("p slower", justify="right")
+    table.add_column("verdict")
+    for v in verdicts:
+        c = v.comparison
+        table.add_row(
+            escape(v.name),
+            escape(v.shape),
+            _num(v.current_raw_ms, ".3f"),
+            _num(v.baseline_median, ".4f"),
+            _num(v.current_median, ".4f"),
+            "-" if c is None else f"{c.ratio:.3f}",
+            "-" if c is None else f"[{c.lo:.3f}, {c.hi:.3f}]",
+            "-" if c is None else f"{c.p_slower:.2g}",
+            f"[{STYLES[v.status]}]{v.status}[/]" if STYLES[v.status] else v.status,
+        )
+    return table
+
+
+def record_table(record: GateRecord) -> Table:
+    """A recorded session's summary: per kernel its raw median and normalised p10/median/p90."""
+    table = Table(title="kernel gate: recorded session (normalised in calibration units)", title_justify="left")
+    for column in ("kernel", "shape", "ms", "samples", "p10", "median", "p90"):
+        table.add_column(column, justify="left" if column in ("kernel", "shape") else "right")
+    for name, k in record.kernels.items():
+        table.add_row(
+            escape(name), escape(k.shape), f"{k.raw_ms_median:.3f}", str(len(k.normalised)), f"{k.p10:.4f}", f"{k.median:.4f}", f"{k.p90:.4f}"
+        )
+    return table
