@@ -1,0 +1,99 @@
+"""Run folders -> reports/<name>/: report.md, report.html (self-contained) and figures/*.png|svg."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from harness.report import analysis, figures, findings, render, resample, tables
+from harness.report.render import Bullets, Document, Image, Paragraph, Section, Table
+from harness.report.runs import load_runs
+
+REPORTS_ROOT = Path("reports")
+
+READING_GUIDE = (
+    "Values are medians over the timed repeats; error bars and lo–hi are p10–p90. Fitted numbers "
+    "(exponents, crossovers) carry 95 % percentile-bootstrap intervals ({n} resamples). Audio length L is in "
+    "seconds of 16 kHz audio; the LM sees 32 audio tokens per 10 s."
+)
+SCALING_METHOD = (
+    "The exponent k is the least-squares slope of log(value) on log(L) over the fit range. Unless "
+    "--fit-min-seconds sets it, the range starts at the shortest length where a fixed cost (from fitting "
+    "value = c + a·L^k) is at most {share} % of the value, so start-up overhead does not flatten the slope; when "
+    "the fixed cost never falls that low the three longest lengths are used and the row says so. The interval "
+    "resamples each point's raw samples when they were kept, else the fit's residuals. At least {points} lengths "
+    "are needed."
+)
+
+
+def default_out_dir(run_dirs: list[str | Path]) -> Path:
+    """reports/<run folder name>, or reports/<a>+<b> for several runs."""
+    return REPORTS_ROOT / "+".join(Path(d).resolve().name for d in run_dirs)
+
+
+def _section(title: str, table: pd.DataFrame, display, intro: str = "", empty: str = "") -> Section | None:
+    """A section holding a table, or a sentence saying why there is none (None: leave it out)."""
+    if table.empty:
+        return Section(title, [Paragraph(empty)]) if empty else None
+    blocks = [Paragraph(intro)] if intro else []
+    return Section(title, blocks + [Table(display(table))])
+
+
+def _summary(exponents, crossovers, frontier, throughput, trade) -> Section:
+    statements = (findings.scaling(exponents) + findings.crossovers(crossovers) + findings.frontier(frontier)
+                  + findings.throughput(throughput) + findings.accuracy(trade))
+    if not statements:
+        return Section("Summary", [Paragraph("The run has too few successful points for a scaling, crossover or "
+                                             "throughput statement (fits need 3 lengths, comparisons 2 variants).")])
+    return Section("Summary", [Bullets(statements)])
+
+
+def build_report(run_dirs: list[str | Path], out_dir: str | Path | None = None,
+                 fit_min_seconds: float | None = None) -> Path:
+    """Writes the report of `run_dirs` into out_dir (default: reports/<run name>); returns out_dir."""
+    runs = load_runs(run_dirs)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(run_dirs)
+    figure_dir = out / "figures"
+    for name in figures.FIGURES:  # a figure that no longer applies must not linger from an earlier report
+        for suffix in (".png", ".svg"):
+            (figure_dir / f"{name}{suffix}").unlink(missing_ok=True)
+
+    df = analysis.prepare(runs.results)
+    rng = resample.generator()
+    exponents = analysis.scaling_exponents(df, runs.samples, fit_min_seconds, rng)
+    crossovers = analysis.crossovers(df, runs.samples, rng)
+    frontier = analysis.length_frontier(df)
+    throughput = analysis.largest_batch_ratios(df)
+    accuracy = analysis.accuracy_cost(df)
+    trade = analysis.accuracy_trade(accuracy)
+    saved = figures.draw_all(df, figure_dir)
+
+    figure_blocks = [Image(f.title, f.png, f.svg, f.caption) for f in saved] or [
+        Paragraph("No figure applies: the run has no successful measurement of a plotted metric.")]
+    sections = [
+        Section("Runs", [Paragraph(READING_GUIDE.format(n=resample.N_BOOT)),
+                         Table(tables.runs(runs.results, runs.metas, runs.names))]),
+        _summary(exponents, crossovers, frontier, throughput, trade),
+        Section("Figures", figure_blocks),
+        _section("Scaling exponents in audio length", exponents, tables.exponents,
+                 SCALING_METHOD.format(share=round(100 * analysis.MAX_OVERHEAD_SHARE), points=analysis.MIN_FIT_POINTS),
+                 f"No series was measured at {analysis.MIN_FIT_POINTS} or more audio lengths, so no exponent is fitted."),
+        _section("Crossovers", crossovers, tables.crossovers,
+                 "Audio length beyond which a variant is cheaper than the transformer LALM, interpolated in "
+                 "log-log between the measured lengths both ran; the interval and the share of resamples that "
+                 "cross come from resampling both variants' raw samples."),
+        _section("Longest audio handled", frontier, tables.frontier,
+                 "Per length sweep: the longest audio a series ran before its first failure."),
+        _section("Throughput at the largest batch", throughput, tables.throughput),
+        _section("Accuracy vs cost", accuracy, tables.accuracy),
+        _section("Failed points", tables.failures(df), lambda t: t),
+        _section("Values that could not be measured", tables.unmeasured(df), lambda t: t,
+                 "These rows ran but their metric is NaN; the reason is the one the meter gave."),
+        Section("Environment", [Table(analysis.environment_table(runs.metas, runs.results)
+                                      .reset_index(names="key"))]),
+    ]
+    doc = Document(f"lalm-bench report: {', '.join(runs.names)}", [s for s in sections if s is not None])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.md").write_text(render.markdown(doc, out))
+    (out / "report.html").write_text(render.html_page(doc))
+    return out
