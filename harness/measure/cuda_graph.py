@@ -1,0 +1,116 @@
+"""The LM decode step over a static cache, captured once as a CUDA graph and replayed.
+
+A CUDA graph replays fixed kernels on fixed addresses, so everything one decode step touches must
+keep its address and shape: the input token, the position, the attention mask and the cache.
+
+- LLaMA: the prefill's DynamicCache (which grows by concatenation, new tensors every step) is
+  copied into a transformers `StaticCache` with `context + 1` slots. A step writes the new token's
+  key/value into the last slot; `reset()` rewinds the cache's write position (an in-place fill,
+  outside the graph), so every replay attends over exactly `context + 1` positions. The position
+  ids and a 4D all-true mask are passed in, which skips transformers' mask construction.
+- Mamba: the conv and SSM states are already fixed-size and updated in place. Each step advances
+  them by one token, which does not change the work a step does; `reset()` has nothing to do.
+
+`StaticDecode` runs on any device (the CPU tests check it against the eager step);
+`GraphedDecode` captures it with `torch.cuda.graph` after warm-up on a side stream, as the
+CUDA-graph documentation prescribes.
+"""
+from __future__ import annotations
+
+import copy
+import inspect
+
+import torch
+from transformers import PreTrainedModel, StaticCache
+
+
+def hf_causal_lm(lm: torch.nn.Module) -> PreTrainedModel:
+    """The transformers *ForCausalLM behind an LALM's `lm` (itself, or the adapter's `.model`)."""
+    if isinstance(lm, PreTrainedModel):
+        return lm
+    inner = getattr(lm, "model", None)
+    if isinstance(inner, PreTrainedModel):
+        return inner
+    raise TypeError(f"{type(lm).__name__} is not a transformers model and does not wrap one in `.model`")
+
+
+def cache_argument(model: PreTrainedModel) -> str:
+    """transformers >= 5 names the cache argument `cache`; earlier versions `past_key_values`."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def static_kv_cache(model: PreTrainedModel, cache: object, context: int, slots: int) -> StaticCache:
+    """A StaticCache with `slots` positions holding the first `context` positions of a DynamicCache."""
+    static = StaticCache(config=model.config, max_cache_len=slots)
+    positions = None
+    for index, layer in enumerate(cache.layers):
+        if positions is None:
+            positions = torch.arange(context, device=layer.keys.device)
+        # cache_position is what transformers < 5 used to place the states; newer versions ignore it.
+        static.update(layer.keys[..., :context, :], layer.values[..., :context, :], index,
+                      {"cache_position": positions})
+    return static
+
+
+class StaticDecode:
+    """One greedy decode step at a fixed context with static inputs: () -> logits (B, vocab).
+
+    kind: "llama" (static KV cache) or "mamba" (in-place state). cache: the prefill's cache,
+    which is copied, never modified. token: (B,) the token to feed. context: positions in cache.
+    """
+
+    def __init__(self, model: PreTrainedModel, kind: str, cache: object, token: torch.Tensor, context: int):
+        self.model = model
+        self.context = context
+        self.token = token.reshape(-1, 1).clone()
+        batch = self.token.shape[0]
+        self._extra: dict[str, torch.Tensor] = {}
+        if kind == "llama":
+            self.cache = static_kv_cache(model, cache, context, context + 1)
+            self._extra = {
+                "position_ids": torch.full((batch, 1), context, dtype=torch.long, device=self.token.device),
+                "attention_mask": torch.ones((batch, 1, 1, context + 1), dtype=torch.bool, device=self.token.device),
+            }
+        elif kind == "mamba":
+            self.cache = copy.deepcopy(cache)
+        else:
+            raise ValueError(f"no static decode for LM kind {kind!r}")
+        self._extra[cache_argument(model)] = self.cache
+
+    def reset(self) -> None:
+        """Rewind a static KV cache's write position to `context` (no-op for in-place SSM state)."""
+        for layer in getattr(self.cache, "layers", ()):
+            written = getattr(layer, "cumulative_length", None)
+            if isinstance(written, torch.Tensor):
+                written.fill_(self.context)
+
+    def __call__(self) -> torch.Tensor:
+        return self.model(input_ids=self.token, use_cache=True, **self._extra).logits[:, -1]
+
+
+class GraphedDecode:
+    """A StaticDecode captured as a CUDA graph: () -> logits (B, vocab), a static output tensor.
+
+    Call `reset()` before each replay (untimed): it keeps the context fixed.
+    """
+
+    def __init__(self, step: StaticDecode, warmup: int = 3):
+        self.step = step
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(warmup):
+                step.reset()
+                step()
+        torch.cuda.current_stream().wait_stream(side)
+        step.reset()
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.logits = step()
+
+    def reset(self) -> None:
+        self.step.reset()
+
+    def __call__(self) -> torch.Tensor:
+        self.graph.replay()
+        return self.logits
