@@ -26,7 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo,
+                      model_validator)
 
 from harness.errors import UserError
 from harness.points import POINT_FIELDS, Point
@@ -153,16 +154,30 @@ class Grid(_Strict):
 
 
 class Measure(_Strict):
-    """How each point is measured: handed to the workload as its settings."""
+    """How each point is measured: handed to the workload as its settings.
+
+    Timing per phase: `warmup` untimed runs (and at least `warmup_seconds` of them), then at
+    least `repeats` timed runs, more until the spread (IQR / median) is at most
+    `target_rel_spread`, stopping at `max_repeats` runs or `max_phase_seconds` of timing.
+    """
 
     phases: list[Phase] = ["fbank", "encoder", "prefill", "decode", "e2e"]
     meters: list[Meter] = ["latency", "memory", "state"]
-    warmup: int = Field(default=1, ge=0, le=1000)  # untimed runs before timing each phase
-    repeats: int = Field(default=5, ge=1, le=100_000)  # timed runs per phase (at most)
-    max_phase_seconds: float = Field(default=60.0, gt=0)  # stop repeating a phase after this long
+    warmup: int = Field(default=1, ge=0, le=1000)
+    warmup_seconds: float = Field(default=0.0, ge=0)
+    repeats: int = Field(default=5, ge=1, le=100_000)
+    max_repeats: int = Field(default=100, ge=1, le=100_000)
+    max_phase_seconds: float = Field(default=10.0, gt=0)
+    target_rel_spread: float = Field(default=0.02, ge=0)
     prompt_tokens: PromptTokens = 8
     new_tokens: NewTokens = 8
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _check_repeats(self) -> Measure:
+        if self.max_repeats < self.repeats:
+            raise ValueError(f"max_repeats ({self.max_repeats}) must be >= repeats ({self.repeats})")
+        return self
 
 
 class RunSettings(_Strict):
@@ -177,6 +192,7 @@ class RunSettings(_Strict):
     executor: Annotated[str, _choice("executor", EXECUTORS)] = "local"
     address: str = ""  # Ray cluster address; "" starts a local one
     cpus_per_point: int = Field(default=0, ge=0)  # Ray on CPU: 0 = a whole node per point
+    threads: int = Field(default=0, ge=0, le=1024)  # torch CPU threads in the worker; 0 = torch's default
     workload: str = Field(default="harness.workload:measure_point", pattern=r"^[\w.]+:\w+$")
 
 
@@ -188,13 +204,15 @@ class Suite(_Strict):
     run: RunSettings = RunSettings()
 
     @model_validator(mode="after")
-    def _check_cross_fields(self) -> Suite:
+    def _check_cross_fields(self, info: ValidationInfo) -> Suite:
+        # A stored (resolved) suite lists every default, so "set in both places" means nothing there.
+        stored = bool(info.context and info.context.get("stored"))
         for axis, section, setting in (
             ("dtype", "run", "dtype"),
             ("prompt_tokens", "measure", "prompt_tokens"),
             ("new_tokens", "measure", "new_tokens"),
         ):
-            if getattr(self.grid, axis) is not None and setting in getattr(self, section).model_fields_set:
+            if not stored and getattr(self.grid, axis) is not None and setting in getattr(self, section).model_fields_set:
                 raise ValueError(f"{axis} is set both as a grid axis and as {section}.{setting}; keep one")
         if self.run.memory_limit_mb and self.run.device == "cuda":
             raise ValueError("run.memory_limit_mb caps CPU address space; CUDA maps large virtual ranges, so it is CPU-only")
@@ -272,11 +290,14 @@ def _describe(err: dict) -> tuple[str, str]:
     return key, message
 
 
-def validate_suite(raw: dict, source: str, overrides: dict[str, Any] | None = None) -> Suite:
-    """Raw TOML dict (overrides applied) -> Suite, or one UserError line naming file/flag and key."""
+def validate_suite(raw: dict, source: str, overrides: dict[str, Any] | None = None, stored: bool = False) -> Suite:
+    """Raw TOML dict (overrides applied) -> Suite, or one UserError line naming file/flag and key.
+
+    stored: `raw` is a suite as a run stored it (every default spelled out), not as written.
+    """
     overrides = overrides or {}
     try:
-        return Suite.model_validate(_apply(raw, overrides))
+        return Suite.model_validate(_apply(raw, overrides), context={"stored": stored})
     except ValidationError as exc:
         errors = exc.errors()
         key, message = _describe(errors[0])

@@ -46,8 +46,9 @@ class LocalExecutor(_OneAtATime):
         if self._log_dir is not None:
             self._log_dir.mkdir(parents=True, exist_ok=True)
             log_path = self._log_dir / f"{point.id}.log"
+        env = {"OMP_NUM_THREADS": str(self._run.threads)} if self._run.threads else {}
         return run_isolated(point, self._measure, self._run.workload, self._run.timeout_s,
-                            self._run.memory_limit_mb, log_path=log_path)
+                            self._run.memory_limit_mb, env=env, log_path=log_path)
 
     def close(self) -> None:
         if self._log_dir is not None and self._log_dir.is_dir() and not any(self._log_dir.iterdir()):
