@@ -47,10 +47,10 @@ class Point:
 
     @property
     def label(self) -> str:
-        """Short human-readable name for progress lines, e.g. 'dass+mamba tiny b2 4s'."""
+        """Short human-readable name for progress lines, e.g. 'dass+mamba tiny float32 b2 4s p8 n8'."""
         extras = [v for v, default in ((self.scan_backend, "auto"), (self.mode, "eager")) if v != default]
-        seconds = f"{self.audio_seconds:g}s"
-        return " ".join([self.variant, self.size, self.dtype, f"b{self.batch_size}", seconds, *extras])
+        shape = [f"b{self.batch_size}", f"{self.audio_seconds:g}s", f"p{self.prompt_tokens}", f"n{self.new_tokens}"]
+        return " ".join([self.variant, self.size, self.dtype, *shape, *extras])
 
     def as_dict(self) -> dict:
         return asdict(self)
