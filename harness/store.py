@@ -166,6 +166,8 @@ def compact(run_dir: Path) -> None:
     for key in keys:
         for suffix in (_SAMPLES_SUFFIX, _RESULTS_SUFFIX):
             (run_dir / PARTS / f"{key}{suffix}").unlink(missing_ok=True)
+    if not any((run_dir / PARTS).iterdir()):
+        (run_dir / PARTS).rmdir()  # all merged; a later part recreates it
 
 
 def write_part(run_dir: Path, key: str, results: pd.DataFrame, samples: pd.DataFrame) -> None:
