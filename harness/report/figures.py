@@ -511,6 +511,9 @@ def draw_all(df: pd.DataFrame, out_dir: Path) -> list[SavedFigure]:
                 continue
             png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
             drawn.figure.savefig(png)
+            # The layout is in figure coordinates and points, so the one made for the PNG holds
+            # for the SVG too; making it again would double the cost of the figure.
+            drawn.figure.set_layout_engine("none")
             drawn.figure.savefig(svg)
             saved.append(SavedFigure(name, title, drawn.caption, png, svg))
     return saved
