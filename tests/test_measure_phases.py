@@ -203,3 +203,12 @@ def test_bad_inputs_are_user_errors(kwargs, named):
 def test_bad_settings_are_user_errors(kwargs, named):
     with pytest.raises(UserError, match=named):
         PhaseSettings(**kwargs)
+
+
+def test_a_phase_whose_own_untimed_run_fails_reports_its_own_status():
+    lalm = FakeLALM(fail={"prefill": RuntimeError("DefaultCPUAllocator: not enough memory: out of memory")})
+    results = run_phases(lalm, make_inputs(), PhaseSettings(phases=("prefill", "decode"), timer=FAST))
+    (prefill,) = results["prefill"]
+    assert prefill.status == "oom" and prefill.note.startswith("RuntimeError: DefaultCPUAllocator")
+    (decode,) = results["decode"]
+    assert decode.status == "error" and "needs the prefill output" in decode.note

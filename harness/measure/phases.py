@@ -112,7 +112,12 @@ class PhaseWork:
 
 
 class PhaseFailed(Exception):
-    """A phase could not be prepared because an input it needs failed to compute."""
+    """Computing the output of `phase`, which another phase needs as input, raised `cause`."""
+
+    def __init__(self, phase: str, cause: Exception):
+        super().__init__(f"needs the {phase} output, which failed: {describe(cause)}")
+        self.phase = phase
+        self.cause = cause
 
 
 def failure_status(exc: BaseException) -> str:
@@ -160,7 +165,7 @@ class _Chain:
         except PhaseFailed:
             raise
         except Exception as exc:
-            raise PhaseFailed(f"needs the {phase} output, which failed: {describe(exc)}") from exc
+            raise PhaseFailed(phase, exc) from exc
 
 
 def context_length(lalm: object, inputs: PhaseInputs) -> int:
@@ -256,11 +261,11 @@ class PhaseRunner:
             work = self.work(phase)
             timing = self.timer.measure(work.run, work.setup)
         except PhaseFailed as exc:
-            return [Measurement.nan("latency_ms", "ms", str(exc), status="error")]
+            if exc.phase != phase:
+                return [Measurement.nan("latency_ms", "ms", str(exc), status="error")]
+            return [self._failed(exc.cause)]  # this phase's own untimed run (prefill's cache) failed
         except Exception as exc:
-            status = failure_status(exc)
-            _release_after_oom(status, self.device)
-            return [Measurement.nan("latency_ms", "ms", describe(exc), source=self.timer.clock.source, status=status)]
+            return [self._failed(exc)]
         latency = timing.to_measurement()
         out = [latency, *derived(latency, work), *work.extra]
         if self.settings.memory:
@@ -268,6 +273,11 @@ class PhaseRunner:
         if self.settings.energy:
             out += self._energy(work)
         return out
+
+    def _failed(self, exc: Exception) -> Measurement:
+        status = failure_status(exc)
+        _release_after_oom(status, self.device)
+        return Measurement.nan("latency_ms", "ms", describe(exc), source=self.timer.clock.source, status=status)
 
     def _side_run_status(self, exc: Exception) -> str:
         """The phase already ran in the timer, so a later failure is the meter's ("ok", NaN) unless
