@@ -1,32 +1,39 @@
 """The selective scan on CPU: numba kernels, compiled on first use and cached on disk.
 
-Forward: one task per (batch, B/C group, block of LANES channels), run in parallel. Inside a
-task the state is a (n, LANES) tile: each time step computes the n*LANES decays exp(dt*A) in one
-vectorisable pass (a polynomial exponential for float32, since numba has no vector exp without
-Intel's SVML) and then updates the tile and accumulates y lane-wise, so there is no horizontal
-reduction and nothing of size (b, d, l, n) is ever built. Inputs are read in blocks of BLOCK steps
-so that each channel's row is read contiguously.
+The kernels are plain (non-parallel) numba functions that release the GIL; `_run` splits their
+tasks over a thread pool of `torch.get_num_threads()` threads, which keeps compilation short and
+makes the thread count follow torch's setting.
 
-Backward: one task per (batch, channel), parallel over a few partitions of those tasks. It
-recomputes the states of its channel (l*n scratch per thread), then runs the adjoint recurrence
-backwards in time. Gradients shared across channels (B, C) or batches (A, D, delta_bias) are
-summed per partition and reduced afterwards, so no two threads write the same element.
+Forward: one task per (batch, B/C group, tile of LANES channels). Inside a task the state is an
+(n, LANES) tile: each time step computes the n*LANES decays exp(dt*A) in one vectorisable pass
+(a polynomial exponential for float32, since numba has no vector exp without Intel's SVML), then
+updates the tile and accumulates y lane-wise, so there is no horizontal reduction and nothing of
+size (b, d, l, n) is ever built. Time is processed in blocks of BLOCK steps: per channel row, a
+contiguous pass computes dt = softplus(delta + bias) on the way in and (y + D*u) * silu(z) on
+the way out, so the per-(b, d, l) stages cost no extra pass over memory.
+
+Backward: one task per (batch, channel). It recomputes the states of its channel (l*n scratch
+per thread), then runs the adjoint recurrence backwards in time. Gradients shared across
+channels (B, C) or batches (A) are summed per worker and reduced afterwards, so no two threads
+write the same element. Softplus, skip and gate are differentiated in PyTorch around it.
 """
 from __future__ import annotations
 
+import functools
 import math
+from concurrent.futures import ThreadPoolExecutor
 
-import numba
 import numpy as np
 import torch
-from numba import njit, prange
+import torch.nn.functional as F
+from numba import njit
 from numba.core import types
 from numba.extending import overload
 
 from models.ops.scan_torch import compute_dtype
 
-LANES = 16  # channels per tile: one AVX-512 register of float32
-BLOCK = 64  # time steps read per block
+LANES = 64  # channels per tile (a compile-time 64 lets LLVM vectorise and unroll the lane loops)
+BLOCK = 256  # time steps per block: long contiguous row reads, block buffers fit in L2
 
 _LOG2E = 1.4426950408889634
 _LN2_HI = 0.693145751953125  # ln 2 split so that k*_LN2_HI is exact in float32
@@ -72,25 +79,54 @@ def _exp_into_impl(src, dst, scratch):
     return polynomial
 
 
-@njit(inline="always")
-def _softplus(v):
-    return v if v > 20.0 else math.log1p(math.exp(v))
+def softplus_into(src, dst, scratch):
+    """dst[j] = log(1 + exp(src[j])) for 1-D arrays that do not overlap; scratch: int32, same length."""
+    dst[:] = np.logaddexp(0.0, src)
 
 
-@njit(inline="always")
-def _sigmoid(v):
-    return 1.0 / (1.0 + math.exp(-v))
+@overload(softplus_into)
+def _softplus_into_impl(src, dst, scratch):
+    if src.dtype != types.float32:
+
+        def exact(src, dst, scratch):
+            for j in range(src.shape[0]):
+                v = src[j]
+                dst[j] = v if v > 30.0 else math.log1p(math.exp(v))
+
+        return exact
+
+    def series(src, dst, scratch):
+        # softplus(v) = max(v, 0) + log1p(w), w = exp(-|v|) in (0, 1]; log1p(w) = 2 atanh(s) with
+        # s = w / (2 + w) in (0, 1/3], summed to s^13 (error < 5e-9). Vectorises, unlike log1p.
+        for j in range(src.shape[0]):
+            dst[j] = -abs(src[j])
+        exp_into(dst, dst, scratch)
+        for j in range(src.shape[0]):
+            w = dst[j]
+            s = w / (np.float32(2.0) + w)
+            s2 = s * s
+            p = np.float32(1.0 / 13.0)
+            p = p * s2 + np.float32(1.0 / 11.0)
+            p = p * s2 + np.float32(1.0 / 9.0)
+            p = p * s2 + np.float32(1.0 / 7.0)
+            p = p * s2 + np.float32(1.0 / 5.0)
+            p = p * s2 + np.float32(1.0 / 3.0)
+            p = p * s2 + np.float32(1.0)
+            dst[j] = max(src[j], np.float32(0.0)) + np.float32(2.0) * s * p
+
+    return series
 
 
-@njit(parallel=True, fastmath=True, cache=True)
-def _forward_kernel(u, delta, A, B, C, D, z, bias, softplus, has_z, y, last):
-    """u, delta, y: (b, d, l); z: (b, d, l) or a dummy; A: (d, n); B, C: (b, g, n, l);
-    D, bias: (d,) (zeros when absent); last: (b, d, n). All C-contiguous, one dtype."""
+@njit(nogil=True, fastmath=True, cache=True)
+def _forward_kernel(worker, first, stop, u, delta, A, B, C, D, z, bias, softplus, has_z, y, last):
+    """Tasks [first, stop) of `forward_tasks`. u, delta, y: (b, d, l); z: (b, d, l) (unused
+    without has_z); A: (d, n); B, C: (b, g, n, l); D, bias: (d,) (zeros when absent);
+    last: (b, d, n). C-contiguous, one dtype."""
     b, d, length = u.shape
     g, n = B.shape[1], A.shape[1]
     per_group = d // g
     tiles = (per_group + LANES - 1) // LANES
-    for task in prange(b * g * tiles):
+    for task in range(first, stop):
         bi = task // (g * tiles)
         gi = (task // tiles) % g
         c0 = gi * per_group + (task % tiles) * LANES
@@ -104,164 +140,191 @@ def _forward_kernel(u, delta, A, B, C, D, z, bias, softplus, has_z, y, last):
         x = np.zeros(n * LANES, dtype)
         arg = np.empty(n * LANES, dtype)
         decay = np.empty(n * LANES, dtype)
-        scratch = np.empty(n * LANES, np.int32)
+        scratch = np.empty(max(n * LANES, BLOCK), np.int32)
+        row = np.empty(BLOCK, dtype)
+        tmp = np.empty(BLOCK, dtype)
         dt_blk = np.zeros((BLOCK, LANES), dtype)
         dtu_blk = np.zeros((BLOCK, LANES), dtype)
         b_blk = np.empty((BLOCK, n), dtype)
         c_blk = np.empty((BLOCK, n), dtype)
         y_blk = np.empty((BLOCK, LANES), dtype)
-        acc = np.empty(LANES, dtype)
         for t0 in range(0, length, BLOCK):
             steps = min(BLOCK, length - t0)
+            # Load: per channel row, dt = softplus?(delta + bias), transposed into the tile.
             for c in range(width):
                 ch = c0 + c
+                u_row = u[bi, ch, t0:t0 + steps]
+                delta_row = delta[bi, ch, t0:t0 + steps]
                 for s in range(steps):
-                    v = delta[bi, ch, t0 + s] + bias[ch]
-                    if softplus:
-                        v = _softplus(v)
-                    dt_blk[s, c] = v
-                    dtu_blk[s, c] = v * u[bi, ch, t0 + s]
+                    row[s] = delta_row[s] + bias[ch]
+                if softplus:
+                    softplus_into(row[:steps], tmp[:steps], scratch[:steps])
+                    row[:steps] = tmp[:steps]
+                for s in range(steps):
+                    dt_blk[s, c] = row[s]
+                    dtu_blk[s, c] = row[s] * u_row[s]
             for i in range(n):
                 for s in range(steps):
                     b_blk[s, i] = B[bi, gi, i, t0 + s]
                     c_blk[s, i] = C[bi, gi, i, t0 + s]
+            # Scan: all lanes and states of one step at a time.
             for s in range(steps):
                 for i in range(n):
                     for c in range(LANES):
                         arg[i * LANES + c] = dt_blk[s, c] * a_tile[i * LANES + c]
-                exp_into(arg, decay, scratch)
-                acc[:] = 0.0
+                exp_into(arg, decay, scratch[:n * LANES])
+                for c in range(LANES):
+                    y_blk[s, c] = 0.0
                 for i in range(n):
                     bv = b_blk[s, i]
                     cv = c_blk[s, i]
                     for c in range(LANES):
                         xv = decay[i * LANES + c] * x[i * LANES + c] + dtu_blk[s, c] * bv
                         x[i * LANES + c] = xv
-                        acc[c] += xv * cv
-                for c in range(LANES):
-                    y_blk[s, c] = acc[c]
+                        y_blk[s, c] += xv * cv
+            # Store: per channel row, (y + D*u) * silu(z).
             for c in range(width):
                 ch = c0 + c
+                u_row = u[bi, ch, t0:t0 + steps]
+                y_row = y[bi, ch, t0:t0 + steps]
                 for s in range(steps):
-                    out = y_blk[s, c] + D[ch] * u[bi, ch, t0 + s]
-                    if has_z:
-                        zv = z[bi, ch, t0 + s]
-                        out *= zv * _sigmoid(zv)
-                    y[bi, ch, t0 + s] = out
+                    row[s] = y_blk[s, c] + D[ch] * u_row[s]
+                if has_z:
+                    z_row = z[bi, ch, t0:t0 + steps]
+                    for s in range(steps):
+                        tmp[s] = -z_row[s]
+                    exp_into(tmp[:steps], tmp[:steps], scratch[:steps])
+                    for s in range(steps):
+                        row[s] *= z_row[s] / (1.0 + tmp[s])
+                for s in range(steps):
+                    y_row[s] = row[s]
         for c in range(width):
             for i in range(n):
                 last[bi, c0 + c, i] = x[i * LANES + c]
 
 
-@njit(parallel=True, fastmath=True, cache=True)
-def _backward_kernel(
-    u, delta, A, B, C, D, z, bias, softplus, has_z, dy, dlast,
-    du, ddelta, dz, dA_parts, dB_parts, dC_parts, dD_parts, dbias_parts,
-):
-    """Reverse-time scan. dlast: (b, d, n) (zeros when last_state was not used).
-    Outputs du, ddelta, dz: (b, d, l); *_parts: per-partition sums, leading axis = partition."""
+@njit(nogil=True, fastmath=True, cache=True)
+def _backward_kernel(worker, first, stop, u, dt, A, B, C, dy, dlast, y, du, ddt, dA_parts, dB_parts, dC_parts):
+    """Channels [first, stop) of b*d: the reverse-time scan of the core recurrence (dt given, no
+    skip or gate). dy: gradient of y; dlast: of the last state (zeros when unused). Writes y
+    (recomputed), du, ddt: (b, d, l) and adds this worker's sums into *_parts[worker]."""
     b, d, length = u.shape
     g, n = B.shape[1], A.shape[1]
     per_group = d // g
-    parts = dA_parts.shape[0]
-    for p in prange(parts):
-        states = np.empty((length, n), u.dtype)
-        h = np.empty(n, u.dtype)
-        for task in range(p * b * d // parts, (p + 1) * b * d // parts):
-            bi, ch = task // d, task % d
-            gi = ch // per_group
+    states = np.empty((length, n), u.dtype)
+    h = np.empty(n, u.dtype)
+    for task in range(first, stop):
+        bi, ch = task // d, task % d
+        gi = ch // per_group
+        for i in range(n):
+            h[i] = 0.0
+        for t in range(length):  # recompute the states of this channel
+            dtu = dt[bi, ch, t] * u[bi, ch, t]
+            y_t = 0.0
             for i in range(n):
-                h[i] = 0.0
-            for t in range(length):  # recompute the states of this channel
-                dt = delta[bi, ch, t] + bias[ch]
-                if softplus:
-                    dt = _softplus(dt)
-                dtu = dt * u[bi, ch, t]
-                for i in range(n):
-                    h[i] = math.exp(dt * A[ch, i]) * h[i] + dtu * B[bi, gi, i, t]
-                    states[t, i] = h[i]
+                h[i] = math.exp(dt[bi, ch, t] * A[ch, i]) * h[i] + dtu * B[bi, gi, i, t]
+                states[t, i] = h[i]
+                y_t += h[i] * C[bi, gi, i, t]
+            y[bi, ch, t] = y_t
+        for i in range(n):
+            h[i] = dlast[bi, ch, i]
+        for t in range(length - 1, -1, -1):
+            dt_t, u_t, g_out = dt[bi, ch, t], u[bi, ch, t], dy[bi, ch, t]
+            du_t = 0.0
+            ddt_t = 0.0
             for i in range(n):
-                h[i] = dlast[bi, ch, i]
-            for t in range(length - 1, -1, -1):
-                pre_dt = delta[bi, ch, t] + bias[ch]
-                dt = _softplus(pre_dt) if softplus else pre_dt
-                ut = u[bi, ch, t]
-                g_out = dy[bi, ch, t]
-                if has_z:
-                    scan_y = 0.0
-                    for i in range(n):
-                        scan_y += states[t, i] * C[bi, gi, i, t]
-                    zv = z[bi, ch, t]
-                    sig = _sigmoid(zv)
-                    dz[bi, ch, t] = g_out * (scan_y + D[ch] * ut) * sig * (1.0 + zv * (1.0 - sig))
-                    g_out *= zv * sig
-                dD_parts[p, ch] += g_out * ut
-                du_t = g_out * D[ch]
-                ddt = 0.0
-                for i in range(n):
-                    h[i] += g_out * C[bi, gi, i, t]  # h = dL/dx_t
-                    dC_parts[p, bi, gi, i, t] += g_out * states[t, i]
-                    decay = math.exp(dt * A[ch, i])
-                    x_prev = states[t - 1, i] if t > 0 else 0.0
-                    g_decay = h[i] * x_prev
-                    ddt += g_decay * decay * A[ch, i] + h[i] * ut * B[bi, gi, i, t]
-                    dA_parts[p, ch, i] += g_decay * decay * dt
-                    dB_parts[p, bi, gi, i, t] += h[i] * dt * ut
-                    du_t += h[i] * dt * B[bi, gi, i, t]
-                    h[i] *= decay  # now the part of dL/dx_{t-1} that flows through x_t
-                if softplus:
-                    ddt *= _sigmoid(pre_dt)
-                ddelta[bi, ch, t] = ddt
-                dbias_parts[p, ch] += ddt
-                du[bi, ch, t] = du_t
+                h[i] += g_out * C[bi, gi, i, t]  # h = dL/dx_t
+                dC_parts[worker, bi, gi, i, t] += g_out * states[t, i]
+                decay = math.exp(dt_t * A[ch, i])
+                x_prev = states[t - 1, i] if t > 0 else 0.0
+                g_decay = h[i] * x_prev
+                ddt_t += g_decay * decay * A[ch, i] + h[i] * u_t * B[bi, gi, i, t]
+                dA_parts[worker, ch, i] += g_decay * decay * dt_t
+                dB_parts[worker, bi, gi, i, t] += h[i] * dt_t * u_t
+                du_t += h[i] * dt_t * B[bi, gi, i, t]
+                h[i] *= decay  # now the part of dL/dx_{t-1} that flows through x_t
+            ddt[bi, ch, t] = ddt_t
+            du[bi, ch, t] = du_t
 
 
 def _arrays(dtype: torch.dtype, *tensors: torch.Tensor) -> list[np.ndarray]:
     return [t.detach().to(dtype).contiguous().numpy() for t in tensors]
 
 
-def _optional(t: torch.Tensor | None, like: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-    return like.new_zeros(shape) if t is None else t
+@functools.cache
+def _pool(workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="selective-scan")
+
+
+def _workers(tasks: int) -> int:
+    """As many threads as torch is allowed (so the harness's thread setting holds), <= tasks."""
+    return max(1, min(torch.get_num_threads(), tasks))
+
+
+def _run(kernel, tasks: int, workers: int, *args) -> None:
+    """kernel(worker, first, stop, *args) over [0, tasks) split into `workers` contiguous ranges.
+
+    The kernels release the GIL, so the ranges run in parallel on a thread pool.
+    """
+    bounds = [tasks * w // workers for w in range(workers + 1)]
+    if workers == 1:
+        kernel(0, 0, tasks, *args)
+        return
+    futures = [_pool(workers).submit(kernel, w, bounds[w], bounds[w + 1], *args) for w in range(workers)]
+    for future in futures:
+        future.result()
 
 
 def scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus: bool):
     """Forward on CPU tensors; same contract as `scan_torch.reference_scan` (B, C grouped)."""
     dtype = compute_dtype(u)
     b, d, length = u.shape
-    like = u.new_empty(0, dtype=dtype)
+    g = B.shape[1]
+    zeros = u.new_zeros(d, dtype=dtype)
     arrays = _arrays(
         dtype, u, delta, A, B, C,
-        _optional(D, like, (d,)), _optional(z, like, (1, 1, 1)), _optional(delta_bias, like, (d,)),
+        zeros if D is None else D, u if z is None else z, zeros if delta_bias is None else delta_bias,
     )
     y = torch.empty(b, d, length, dtype=dtype)
     last = torch.empty(b, d, A.shape[1], dtype=dtype)
-    _forward_kernel(*arrays[:7], arrays[7], bool(delta_softplus), z is not None, y.numpy(), last.numpy())
+    tasks = b * g * (-(-(d // g) // LANES))
+    _run(_forward_kernel, tasks, _workers(tasks),
+         *arrays, bool(delta_softplus), z is not None, y.numpy(), last.numpy())
     return y.to(u.dtype), last
 
 
 def scan_backward(dy, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus: bool) -> list[torch.Tensor]:
     """Gradients (du, ddelta, dA, dB, dC, dD, dz, ddelta_bias) in the compute dtype, B/C grouped.
 
-    dlast: gradient of last_state (b, d, n) or None. dz is empty when z is None.
+    dlast: gradient of last_state (b, d, n) or None. dD, dz, ddelta_bias are empty when the
+    input is None. The per-(b, d, l) stages (softplus, skip, gate) are differentiated here in
+    PyTorch; the kernel handles the recurrence.
     """
     dtype = compute_dtype(u)
-    b, d, length = u.shape
-    g, n = B.shape[1], A.shape[1]
-    like = u.new_empty(0, dtype=dtype)
-    parts = max(1, min(numba.get_num_threads(), b * d))
-    arrays = _arrays(
-        dtype, u, delta, A, B, C,
-        _optional(D, like, (d,)), _optional(z, like, (1, 1, 1)), _optional(delta_bias, like, (d,)),
-        dy, _optional(dlast, like, (b, d, n)),
-    )
-    du, ddelta = torch.empty(b, d, length, dtype=dtype), torch.empty(b, d, length, dtype=dtype)
-    dz = torch.empty(b, d, length, dtype=dtype) if z is not None else like.new_empty(0)
-    dA, dD, dbias = (torch.zeros(parts, d, n, dtype=dtype), torch.zeros(parts, d, dtype=dtype),
-                     torch.zeros(parts, d, dtype=dtype))
-    dB, dC = torch.zeros(parts, b, g, n, length, dtype=dtype), torch.zeros(parts, b, g, n, length, dtype=dtype)
-    _backward_kernel(
-        *arrays[:7], arrays[7], bool(delta_softplus), z is not None, arrays[8], arrays[9],
-        du.numpy(), ddelta.numpy(), dz.numpy() if z is not None else np.zeros((1, 1, 1), arrays[0].dtype),
-        dA.numpy(), dB.numpy(), dC.numpy(), dD.numpy(), dbias.numpy(),
-    )
-    return [du, ddelta, dA.sum(0), dB.sum(0), dC.sum(0), dD.sum(0), dz, dbias.sum(0)]
+    dy, dlast, uc, delta, A, B, C, D, zc, delta_bias = [
+        None if t is None else t.detach().to(dtype) for t in (dy, dlast, u, delta, A, B, C, D, z, delta_bias)
+    ]
+    b, d, length = uc.shape
+    n = A.shape[1]
+    workers = _workers(b * d)
+    pre_dt = delta if delta_bias is None else delta + delta_bias[:, None]
+    dt = F.softplus(pre_dt) if delta_softplus else pre_dt
+    dy_scan = dy if zc is None else dy * F.silu(zc)  # gradient of the output before the gate
+    y_scan, du, ddt = (torch.empty(b, d, length, dtype=dtype) for _ in range(3))
+    dA, dB, dC = (torch.zeros(workers, *shape, dtype=dtype) for shape in ((d, n), B.shape, C.shape))
+    _run(_backward_kernel, b * d, workers,
+         *_arrays(dtype, uc, dt, A, B, C, dy_scan, dlast if dlast is not None else uc.new_zeros(b, d, n)),
+         y_scan.numpy(), du.numpy(), ddt.numpy(), dA.numpy(), dB.numpy(), dC.numpy())
+    empty = uc.new_empty(0)
+    dD = (dy_scan * uc).sum((0, 2)) if D is not None else empty
+    if D is not None:
+        du += dy_scan * D[:, None]
+        y_scan += uc * D[:, None]
+    if zc is not None:
+        sig = torch.sigmoid(zc)
+        dz = dy * y_scan * sig * (1 + zc * (1 - sig))
+    else:
+        dz = empty
+    ddelta = ddt * torch.sigmoid(pre_dt) if delta_softplus else ddt
+    dbias = ddelta.sum((0, 2)) if delta_bias is not None else empty
+    return [du, ddelta, dA.sum(0), dB.sum(0), dC.sum(0), dD, dz, dbias]

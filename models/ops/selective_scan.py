@@ -177,17 +177,16 @@ def _cpu_backward_op(
     delta_bias: Tensor | None,
     delta_softplus: bool,
 ) -> list[Tensor]:
-    """(du, ddelta, dA, dB, dC, dD, dz, ddelta_bias) from the numba kernel; dz empty without z."""
-    grads = scan_cpu.scan_backward(dy, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus)
-    return [grad.to(like.dtype) for grad, like in zip(grads, (u, delta, A, B, C, u, u, u))]
+    """(du, ddelta, dA, dB, dC, dD, dz, ddelta_bias) in the compute dtype; empty for absent inputs."""
+    return scan_cpu.scan_backward(dy, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus)
 
 
 @_cpu_backward_op.register_fake
 def _cpu_backward_fake(dy, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus):
-    d = u.shape[1]
-    dz = u.new_empty(u.shape) if z is not None else u.new_empty(0)
-    return [u.new_empty(u.shape), delta.new_empty(u.shape), A.new_empty(A.shape), B.new_empty(B.shape),
-            C.new_empty(C.shape), u.new_empty(d), dz, u.new_empty(d)]
+    dtype = scan_torch.compute_dtype(u)
+    shapes = (u.shape, u.shape, A.shape, B.shape, C.shape, (u.shape[1],), u.shape, (u.shape[1],))
+    present = (u, delta, A, B, C, D, z, delta_bias)
+    return [u.new_empty(shape if t is not None else (0,), dtype=dtype) for shape, t in zip(shapes, present)]
 
 
 def _numba_backward(ctx, dy: Tensor, dlast: Tensor) -> list[Tensor | None]:
