@@ -28,7 +28,7 @@ from harness import env, store
 from harness.errors import UserError
 from harness.executors.base import Executor, Outcome
 from harness.points import Point
-from harness.schema import METRIC_UNITS, conform, validate
+from harness.schema import METRIC_UNITS, SAMPLE_COLUMNS, conform, validate
 from harness.suite import Suite, expand, validate_suite
 
 
@@ -142,7 +142,7 @@ def tables(outcome: Outcome, suite: Suite, run_id: str, git_sha: str) -> tuple[p
     except ValueError as err:
         bad = status_rows(suite.measure.phases, "error", f"the workload returned bad rows: {err}")
         results = conform([_stamp(row, context, ident) for row in bad])
-        return results, conform([], store.SAMPLE_COLUMNS)
+        return results, conform([], SAMPLE_COLUMNS)
     samples = pd.DataFrame(outcome.samples if outcome.status == "ok" else [])
     if len(samples):
         samples = samples.assign(run_id=run_id, point_id=point.id)
@@ -150,7 +150,7 @@ def tables(outcome: Outcome, suite: Suite, run_id: str, git_sha: str) -> tuple[p
             samples["i"] = samples.groupby(["phase", "metric"]).cumcount()
         if "unit" not in samples:
             samples["unit"] = samples["metric"].map(lambda m: METRIC_UNITS.get(m, ""))
-    return results, conform(samples, store.SAMPLE_COLUMNS)
+    return results, conform(samples, SAMPLE_COLUMNS)
 
 
 def check_new_run_dir(run_dir: Path, overwrite: bool = False) -> None:

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness.errors import UserError
-from harness.schema import COLUMNS, SAMPLE_COLUMNS, conform, validate
+from harness.schema import SAMPLE_COLUMNS, conform, validate
 
 RUN_META = "run.json"
 RESULTS = "results.parquet"
@@ -232,6 +232,3 @@ def point_statuses(results: pd.DataFrame) -> dict[str, str]:
     worst = ranked.groupby("point_id")["_rank"].min()
     return {pid: _SEVERITY[r] for pid, r in worst.items()}
 
-
-def empty_results() -> pd.DataFrame:
-    return conform(pd.DataFrame({c: pd.Series(dtype=t) for c, t in COLUMNS.items()}))

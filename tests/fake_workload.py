@@ -1,8 +1,9 @@
 """A stand-in workload for runner, store and executor tests: instant, and able to fail on demand.
 
 Selected with `run.workload = "tests.fake_workload:measure"`. A point's prompt_tokens picks
-its behaviour (FAULTS); any other value measures normally with deterministic fake numbers
-that grow with audio length and batch, and a state that grows only for LLaMA (a KV cache).
+its behaviour (FAULTS); any other value (and "slow", after a pause) measures normally, with
+deterministic fake numbers that grow with audio length and batch, and a state that grows only
+for LLaMA (a KV cache).
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import time
 
 from harness.points import Point, PointResult
 
-FAULTS = {"raise": 901, "memory": 902, "hang": 903, "sigkill": 904, "cuda_oom": 905}
+FAULTS = {"raise": 901, "memory": 902, "hang": 903, "sigkill": 904, "cuda_oom": 905, "slow": 906}
+SLOW_SECONDS = 0.4
 STATE_BYTES_PER_TOKEN = 4096
 MAMBA_STATE_BYTES = 65536
 
@@ -31,6 +33,8 @@ def _fail(kind: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     if kind == "cuda_oom":
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    if kind == "slow":  # then measures normally: gives a test time to interrupt a sweep
+        time.sleep(SLOW_SECONDS)
 
 
 def measure(point: Point, settings) -> PointResult:
