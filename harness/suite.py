@@ -299,11 +299,12 @@ def validate_suite(raw: dict, source: str, overrides: dict[str, Any] | None = No
     try:
         return Suite.model_validate(_apply(raw, overrides), context={"stored": stored})
     except ValidationError as exc:
-        errors = exc.errors()
+        # An unknown key first: a misspelt key also makes the real one "missing", and the typo is the cause.
+        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
         key, message = _describe(errors[0])
         from_flag = any(key == k or key.startswith((k + ".", k + "[")) for k in overrides)
         where = f"--set {key}" if from_flag else f"{source}: {key}" if key else source
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        more = f" (and {len(errors) - 1} more problem{'s' * (len(errors) > 2)})" if len(errors) > 1 else ""
         raise UserError(f"{where}: {message}{more}") from None
 
 
