@@ -50,10 +50,10 @@ class AudioEncoding:
 class LALM(nn.Module):
     """One interface for every variant. The harness times each method as one phase."""
 
-    def __init__(self, spec: ModelSpec, encoder: nn.Module, projector: nn.Module, lm: CausalLM):
+    def __init__(self, spec: ModelSpec, frontend: Fbank, encoder: nn.Module, projector: nn.Module, lm: CausalLM):
         super().__init__()
         self.spec = spec
-        self.frontend = Fbank()
+        self.frontend = frontend
         self.encoder = encoder
         self.projector = projector
         self.lm = lm

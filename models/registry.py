@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from models.audio import Fbank
 from models.encoders import ASTEncoder, DASSEncoder
 from models.errors import InputError
 from models.lalm import LALM, ModelSpec
@@ -91,10 +92,12 @@ def build(
         raise InputError(f"unknown weights component(s) {sorted(unknown)}; valid: {', '.join(COMPONENTS)}")
     device = torch.device(device)
     torch.manual_seed(seed)
+    # The fbank's tables are computed from data (not random), so build them on the CPU and move
+    # them; they stay float32 whatever the model dtype.
+    frontend = Fbank().to(device)
     with _construct_on(device, dtype):
         encoder, projector, lm = _components(spec, SIZES[size], scan_backend)
-        model = LALM(spec, encoder, projector, lm)
-    model.frontend.float()  # the fbank stays in float32 whatever the model dtype
+        model = LALM(spec, frontend, encoder, projector, lm)
     uses_scan = "dass" == spec.encoder or "mamba" == spec.lm
     if uses_scan:
         _use_scan_backend(model, scan_backend, device)
