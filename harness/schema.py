@@ -69,6 +69,7 @@ METRIC_UNITS: dict[str, str] = {
     "rtf": "1",  # real-time factor: processing seconds per audio second
     "peak_mem_bytes": "B",
     "reserved_mem_bytes": "B",
+    "device_mem_bytes": "B",  # NVML: our process (CUDA context included), else the whole device
     "state_bytes": "B",
     "state_bytes_analytic": "B",
     "flops": "FLOP",

@@ -16,6 +16,7 @@ from torch import nn
 
 from models.audio import SAMPLE_RATE, Fbank, normalize
 from models.lms import CausalLM
+from models.state import tensor_bytes
 
 FRAME_MULTIPLE = 64
 SAMPLES_PER_FRAME_BLOCK = SAMPLE_RATE * 10 * FRAME_MULTIPLE // 1024  # 10,000 samples per 64 frames
@@ -121,28 +122,3 @@ class LALM(nn.Module):
         """Bytes held by the LM's cache (KV for LLaMA, conv + SSM state for Mamba), each storage once."""
         return tensor_bytes(cache)
 
-
-def tensor_bytes(obj: object) -> int:
-    """Bytes of every distinct tensor storage reachable from `obj` (attributes, lists, dicts)."""
-    seen: set[int] = set()
-    visited: set[int] = set()
-    total = 0
-    stack = [obj]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, torch.Tensor):
-            storage = item.untyped_storage()
-            if storage.data_ptr() not in seen:
-                seen.add(storage.data_ptr())
-                total += storage.nbytes()
-            continue
-        if id(item) in visited or isinstance(item, (str, bytes, int, float, bool, type(None), torch.dtype, torch.device)):
-            continue
-        visited.add(id(item))
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, (list, tuple, set)):
-            stack.extend(item)
-        elif hasattr(item, "__dict__"):
-            stack.extend(vars(item).values())
-    return total

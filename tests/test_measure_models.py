@@ -9,7 +9,7 @@ import torch
 
 from harness.measure.cuda_graph import GraphedDecode, StaticDecode, hf_causal_lm
 from harness.measure.phases import PHASE_ORDER, PhaseInputs, PhaseSettings, context_length, run_phases
-from harness.measure.state import tensor_bytes
+from models.state import tensor_bytes
 from harness.measure.timing import TimerSettings
 from models import VARIANTS, build
 

@@ -13,6 +13,7 @@ from harness.measure import phases
 from harness.measure.measurement import Measurement
 from harness.measure.phases import PHASE_ORDER, PhaseInputs, PhaseSettings, PhaseWork, derived, run_phases
 from harness.measure.timing import TimerSettings
+from models.state import tensor_bytes
 
 FAST = TimerSettings(warmup=1, min_runs=3, max_runs=5, max_seconds=0.2)
 TOKENS_PER_SECOND = 4  # the fake's audio tokens per second of audio
@@ -53,6 +54,10 @@ class FakeLALM:
         self._maybe_fail("encode")
         pooled = torch.nn.functional.avg_pool1d(feats.transpose(1, 2), FRAMES_PER_TOKEN).transpose(1, 2)
         return pooled[..., : self.embedding.shape[1]]
+
+    @staticmethod
+    def state_bytes(cache: FakeCache) -> int:
+        return tensor_bytes(cache)
 
     def prefill(self, enc: torch.Tensor, prompt_ids: torch.Tensor) -> tuple[torch.Tensor, FakeCache]:
         self._maybe_fail("prefill")

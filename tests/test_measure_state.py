@@ -6,7 +6,7 @@ from torch import nn
 from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM, StaticCache
 
 from harness.measure.cuda_graph import cache_argument
-from harness.measure.state import tensor_bytes
+from models.state import tensor_bytes
 
 
 def tiny_llama() -> LlamaForCausalLM:

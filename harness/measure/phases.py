@@ -39,7 +39,6 @@ from harness.measure.cuda_graph import GraphedDecode, StaticDecode, hf_causal_lm
 from harness.measure.energy import device_energy, joules_per_audio_second, joules_per_token
 from harness.measure.measurement import Measurement
 from harness.measure.memory import memory_meter
-from harness.measure.state import tensor_bytes
 from harness.measure.timing import Timer, TimerSettings
 
 PHASE_ORDER = ("fbank", "encoder", "prefill", "decode", "e2e")
@@ -204,7 +203,7 @@ class PhaseRunner:
             context = context_length(lalm, inputs)
             _, cache = self.chain.prefilled
             state = Measurement(
-                "state_bytes", float(tensor_bytes(cache)), "B", source="tensor_bytes",
+                "state_bytes", float(lalm.state_bytes(cache)), "B", source="tensor_bytes",
                 note=f"cache after {context} positions (audio + prompt), each tensor storage once",
             )
             return PhaseWork(lambda: prefill(encoded, inputs.prompt_ids), tokens=inputs.batch_size * context,

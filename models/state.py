@@ -1,4 +1,4 @@
-"""Measured size of a model's inference state (KV cache, conv + SSM state): bytes of its tensors.
+"""Measured size of an LM's inference state (KV cache, conv + SSM state): bytes of its tensors.
 
 Works on any nested structure — a transformers `DynamicCache` / `StaticCache` (its layers' keys,
 values, conv and recurrent states), a Mamba cache, tuples of tuples, dicts — by walking
