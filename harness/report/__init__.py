@@ -2,6 +2,6 @@
 
 `build_report(run_dirs, out_dir)` is the entry point used by `lalm-bench report`.
 """
-from harness.report.build import build_report, default_out_dir
+from harness.report.build import build_report
 
-__all__ = ["build_report", "default_out_dir"]
+__all__ = ["build_report"]

@@ -423,7 +423,8 @@ def largest_batch_ratios(df: pd.DataFrame) -> pd.DataFrame:
     Columns: pair, numerator, setting, phase, batch_size, value_n, value_d, unit, ratio, fixed.
     """
     rows = []
-    for phase, group in ok_values(select(df, "throughput")).groupby("phase", sort=False):
+    measured = ok_values(select(df, "throughput"))
+    for phase, group in measured[~measured["phase"].isin(SHARED_PHASES)].groupby("phase", sort=False):
         sliced, fixed = sweep_slice(group, vary=("batch_size",))
         points = series_points(sliced, "batch_size")
         for num, den in _pairs_present(points):

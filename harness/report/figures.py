@@ -380,7 +380,7 @@ def _ratio_panels(ratios: pd.DataFrame) -> list[tuple[str, str]]:
 
 def ratio_vs_length(df: pd.DataFrame) -> Drawn | None:
     ratios = analysis.pair_ratios(df)
-    ratios = ratios[ratios["metric"].isin(RATIO_METRICS) & (ratios["phase"] != "fbank") & (ratios["x"] > 0)]
+    ratios = ratios[ratios["metric"].isin(RATIO_METRICS) & (ratios["x"] > 0)]
     if ratios.empty:
         return None
     panels = _ratio_panels(ratios)

@@ -109,7 +109,7 @@ def throughput(table: pd.DataFrame) -> list[str]:
     sentences = []
     for r in _headline_pairs(table).itertuples(index=False):
         who = f"{r.numerator} ({r.setting})" if r.setting else r.numerator
-        verb = verbs.get(r.phase, f"runs {r.phase} at")
+        verb = verbs.get(r.phase, f"runs {r.phase}")
         sentences.append(f"At batch {r.batch_size} ({r.fixed}), {who} {verb} at {number(r.ratio)}× the "
                          f"throughput of {analysis.TRANSFORMER} ({quantity(r.value_n, r.unit)} vs "
                          f"{quantity(r.value_d, r.unit)}).")

@@ -10,9 +10,6 @@ import pyarrow as pa
 from harness import store
 from harness.errors import UserError
 
-SAMPLE_KEY = ["run_id", "point_id", "phase", "metric"]
-
-
 @dataclass(frozen=True)
 class Runs:
     """Results of all runs concatenated, their raw samples, and each run's run.json.
