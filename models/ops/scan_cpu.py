@@ -23,6 +23,7 @@ import functools
 import math
 from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -266,6 +267,9 @@ def _run(kernel, tasks: int, workers: int, *args) -> None:
 
     The kernels release the GIL, so the ranges run in parallel on a thread pool.
     """
+    # Compile (or load from the disk cache) here, once: workers that each met an uncompiled
+    # signature would compile it twice and race on the cache index.
+    kernel.compile(tuple(numba.typeof(arg) for arg in (0, 0, tasks, *args)))
     bounds = [tasks * w // workers for w in range(workers + 1)]
     if workers == 1:
         kernel(0, 0, tasks, *args)
@@ -315,8 +319,7 @@ def scan_backward(dy, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus
     _run(_backward_kernel, b * d, workers,
          *_arrays(dtype, uc, dt, A, B, C, dy_scan, dlast if dlast is not None else uc.new_zeros(b, d, n)),
          y_scan.numpy(), du.numpy(), ddt.numpy(), dA.numpy(), dB.numpy(), dC.numpy())
-    empty = uc.new_empty(0)
-    dD = (dy_scan * uc).sum((0, 2)) if D is not None else empty
+    dD = (dy_scan * uc).sum((0, 2)) if D is not None else uc.new_empty(0)
     if D is not None:
         du += dy_scan * D[:, None]
         y_scan += uc * D[:, None]
@@ -324,7 +327,7 @@ def scan_backward(dy, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus
         sig = torch.sigmoid(zc)
         dz = dy * y_scan * sig * (1 + zc * (1 - sig))
     else:
-        dz = empty
+        dz = uc.new_empty(0)
     ddelta = ddt * torch.sigmoid(pre_dt) if delta_softplus else ddt
-    dbias = ddelta.sum((0, 2)) if delta_bias is not None else empty
+    dbias = ddelta.sum((0, 2)) if delta_bias is not None else uc.new_empty(0)
     return [du, ddelta, dA.sum(0), dB.sum(0), dC.sum(0), dD, dz, dbias]

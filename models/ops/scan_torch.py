@@ -98,7 +98,7 @@ def chunked_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus: bool):
         states = states + cum_decay * x[:, :, None, :]
         c_rows = C[:, :, None, :, sl].transpose(-1, -2)
         ys.append((states.reshape(b, g, d // g, steps, n) * c_rows).sum(-1).reshape(b, d, steps))
-        x = states[:, :, -1]
+        x = states[:, :, -1].clone()  # a fresh tensor, not a view into this chunk
     y = apply_skip_and_gate(torch.cat(ys, dim=-1), uc, D, zc)
     return y.to(u.dtype), x
 
