@@ -56,6 +56,7 @@ STYLE = {
     "svg.fonttype": "none",  # text stays text in the SVG, editable in a paper's figure
 }
 STATUS_NAMES = {"oom": "out of memory", "timeout": "timed out", "crash": "crashed", "error": "error"}
+PHASE_TITLES = {"train_step": "training step"}
 AUDIO_LABEL = "audio length (s)"
 CONTEXT_LABEL = "context length (audio + prompt tokens)"
 BATCH_LABEL = "batch size"
@@ -116,7 +117,8 @@ def _draw_lines(ax: Axes, points: pd.DataFrame, x: str, factor: float = 1.0, ana
         above = np.nan_to_num(line["hi"].to_numpy(float) / factor - value, nan=0.0).clip(min=0)
         ax.errorbar(
             line[x], value, yerr=[below, above], color=first["colour"], marker=first["marker"],
-            linestyle="--" if analytic else first["linestyle"], label=f"{series} (analytic)" if analytic else series,
+            # Analytic lines share their series' colour; the legend explains the style once.
+            linestyle="--" if analytic else first["linestyle"], label=f"_{series}" if analytic else series,
             markerfacecolor="white" if analytic else first["colour"], elinewidth=0.8,
         )
 
@@ -191,6 +193,12 @@ def _legend(figure: Figure, axes: list[Axes], extra: list[Line2D] = ()) -> None:
                       frameon=False)
 
 
+def _analytic_handles(measured: str) -> list[Line2D]:
+    """Legend entries for the two line styles of a measured-vs-analytic figure."""
+    return [Line2D([], [], color="0.3", marker="o", label=measured),
+            Line2D([], [], color="0.3", marker="o", linestyle="--", markerfacecolor="white", label="analytic")]
+
+
 def _status_handles(failures: pd.DataFrame) -> list[Line2D]:
     return [
         Line2D([], [], linestyle="none", marker=palette.STATUS_MARKERS.get(s, "x"), color="0.5", markeredgecolor="black",
@@ -227,12 +235,14 @@ def _metric_vs(
     phases: tuple[str, ...] | None,
     x_label: str,
     failures_of_any_metric: bool = True,
+    y_name: str | None = None,
 ) -> tuple[Figure, list[Axes], pd.DataFrame, dict] | None:
     """Panels per phase of `metric` vs `x` with lines, error bars and failure marks.
 
     Returns (figure, axes, the failures drawn, the fixed sweep values) or None without data.
     The first metric of a tuple is drawn solid, the others as analytic (dashed, open markers).
     A failed point may be recorded under any metric of its phase, so by default all are marked.
+    `y_name` names the y quantity when the metric's own name would not fit (several metrics).
     """
     metrics = (metric,) if isinstance(metric, str) else metric
     rows = analysis.select(df, metrics, phases)
@@ -247,7 +257,7 @@ def _metric_vs(
     figure, axes = _panels(len(panel_phases))
     for ax, phase in zip(axes, panel_phases):
         in_phase = measured[measured["phase"] == phase]
-        factor, label = formatting.axis_label(metrics[0], in_phase["unit"].iloc[0], in_phase["value"].max())
+        factor, label = formatting.axis_label(metrics[0], in_phase["unit"].iloc[0], in_phase["value"].max(), y_name)
         for m in metrics:
             points = in_phase[in_phase["metric"] == m]
             if not points.empty:
@@ -255,7 +265,8 @@ def _metric_vs(
                 _draw_lines(ax, styled, x, factor, analytic=m != metrics[0])
         _mark_failures(ax, failures[failures["phase"] == phase], x)
         _log_axes(ax, in_phase[x].to_numpy(float))
-        ax.set_title(phase if phase != "decode" or metrics[0] != "latency_ms" else "decode (per token)")
+        ax.set_title("decode (per token)" if (phase, metrics[0]) == ("decode", "latency_ms")
+                     else PHASE_TITLES.get(phase, phase))
         ax.set_xlabel(x_label)
         ax.set_ylabel(label)
     return figure, axes, failures, fixed
@@ -290,19 +301,27 @@ def memory_vs_length(df: pd.DataFrame) -> Drawn | None:
                          f"{_status_note(failures)}")
 
 
+def _measured_and_analytic(df: pd.DataFrame, measured: str, analytic: str) -> tuple[str, ...]:
+    """Both metrics when the measured one has values (drawn solid, analytic dashed), else the analytic alone."""
+    return (measured, analytic) if not analysis.ok_values(analysis.select(df, measured)).empty else (analytic,)
+
+
+def _style_note(metrics: tuple[str, ...], measured: str) -> str:
+    if len(metrics) == 2:
+        return f" Solid lines, filled markers: {measured}; dashed lines, open markers: analytic."
+    return " Analytic values only: the run has no measured ones."
+
+
 def flops_vs_length(df: pd.DataFrame) -> Drawn | None:
-    drawn = _metric_vs(df, ("flops", "flops_analytic"), "audio_seconds", ("audio_seconds",),
-                       analysis.INFERENCE_PHASES, AUDIO_LABEL)
-    if drawn is None:
-        drawn = _metric_vs(df, "flops_analytic", "audio_seconds", ("audio_seconds",), analysis.INFERENCE_PHASES,
-                           AUDIO_LABEL)
+    metrics = _measured_and_analytic(df, "flops", "flops_analytic")
+    drawn = _metric_vs(df, metrics, "audio_seconds", ("audio_seconds",), analysis.INFERENCE_PHASES, AUDIO_LABEL,
+                       y_name="FLOPs")
     if drawn is None:
         return None
     figure, axes, failures, fixed = drawn
-    _legend(figure, axes, _status_handles(failures))
-    return Drawn(figure, f"FLOPs of each phase vs audio length, log-log{_fixed_note(fixed)}: counted by the "
-                         f"FLOP counter (solid, filled markers) and from the analytic formulas (dashed, open markers)."
-                         f"{_status_note(failures)}")
+    _legend(figure, axes, _status_handles(failures) + (_analytic_handles("counted") if len(metrics) == 2 else []))
+    return Drawn(figure, f"FLOPs of each phase vs audio length, log-log{_fixed_note(fixed)}."
+                         f"{_style_note(metrics, 'counted by the FLOP counter')}{_status_note(failures)}")
 
 
 def throughput_vs_batch(df: pd.DataFrame) -> Drawn | None:
@@ -346,17 +365,16 @@ def decode_latency_vs_context(df: pd.DataFrame) -> Drawn | None:
 
 
 def state_vs_context(df: pd.DataFrame) -> Drawn | None:
-    metrics = ("state_bytes", "state_bytes_analytic")
-    if analysis.ok_values(analysis.select(df, "state_bytes")).empty:
-        metrics = ("state_bytes_analytic",)
-    drawn = _metric_vs(df, metrics, "context_tokens", ("audio_seconds", "prompt_tokens"), None, CONTEXT_LABEL)
+    metrics = _measured_and_analytic(df, "state_bytes", "state_bytes_analytic")
+    drawn = _metric_vs(df, metrics, "context_tokens", ("audio_seconds", "prompt_tokens"), None, CONTEXT_LABEL,
+                       y_name="state size")
     if drawn is None:
         return None
     figure, axes, failures, fixed = drawn
-    _legend(figure, axes, _status_handles(failures))
-    return Drawn(figure, f"Inference state vs context length, log-log{_fixed_note(fixed)}: the KV cache of "
-                         f"transformer LMs grows with the context, the SSM state of Mamba does not. "
-                         f"Dashed, open markers: analytic sizes.{_status_note(failures)}")
+    _legend(figure, axes, _status_handles(failures) + (_analytic_handles("measured") if len(metrics) == 2 else []))
+    return Drawn(figure, f"Inference state (the KV cache of a transformer LM, the recurrent state of Mamba) vs "
+                         f"context length, log-log{_fixed_note(fixed)}.{_style_note(metrics, 'measured')}"
+                         f"{_status_note(failures)}")
 
 
 RATIO_METRICS = ("latency_ms", "peak_mem_bytes", "flops", "state_bytes", "energy_j")
@@ -393,7 +411,7 @@ def ratio_vs_length(df: pd.DataFrame) -> Drawn | None:
         _draw_lines(ax, _styled(points, settings), "x")
         ax.axhline(1.0, color="black", linewidth=0.8)
         _log_axes(ax, in_panel["x"].to_numpy(float))
-        ax.set_title(f"{phase} {formatting.metric_name(metric)}")
+        ax.set_title(f"{PHASE_TITLES.get(phase, phase)} {formatting.metric_name(metric)}")
         ax.set_xlabel(AUDIO_LABEL)
         ax.set_ylabel(f"ratio to {analysis.TRANSFORMER}")
     _legend(figure, axes)

@@ -48,10 +48,10 @@ def display_scale(unit: str, largest: float) -> tuple[float, str]:
     return 1.0, unit
 
 
-def axis_label(metric: str, unit: str, largest: float) -> tuple[float, str]:
-    """(divisor, axis label with unit), e.g. (2**30, "peak memory (GiB)")."""
+def axis_label(metric: str, unit: str, largest: float, name: str | None = None) -> tuple[float, str]:
+    """(divisor, axis label with unit), e.g. (2**30, "peak memory (GiB)"); `name` replaces the metric's."""
     factor, label = display_scale(unit, largest)
-    name = metric_name(metric)
+    name = name or metric_name(metric)
     return factor, f"{name} ({label})" if label else name
 
 
