@@ -100,8 +100,8 @@ body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; max
 h1 { font-size: 1.7em; border-bottom: 2px solid #ddd; padding-bottom: .3em; }
 h2 { font-size: 1.35em; margin-top: 2em; border-bottom: 1px solid #eee; }
 h3 { font-size: 1.1em; }
-table { border-collapse: collapse; font-size: .88em; margin: .6em 0 1.4em; }
-th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: left; vertical-align: top; }
+table { border-collapse: collapse; font-size: .88em; margin: .6em 0 1.4em; display: block; overflow-x: auto; }
+th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: left; vertical-align: top; white-space: nowrap; }
 th { background: #f3f3f3; }
 tr:nth-child(even) td { background: #fafafa; }
 figure { margin: 1em 0 2em; }
