@@ -98,6 +98,16 @@ def test_cpu_attention_is_counted_like_the_math_path(causal, kv_heads):
     assert cpu.uncounted_ops == {}
 
 
+def test_a_cpu_run_counts_what_the_meta_run_counts():
+    """The transformer LALM on CPU (fused sdpa) and on meta (math-path sdpa): the same FLOPs, phase by phase."""
+    counted = {}
+    for device in ("cpu", "meta"):
+        model = build("ast+llama", "tiny", device=device)
+        wave, prompt = torch.zeros(2, 16000, device=device), torch.zeros(2, 4, dtype=torch.long, device=device)
+        counted[device] = {phase: rows[0].value for phase, rows in measure_flops(model, wave, prompt, PHASES).items()}
+    assert counted["cpu"] == counted["meta"]
+
+
 def test_cpu_attention_backward_is_counted():
     q = torch.randn(1, 2, 17, 8, requires_grad=True)
     with FlopCounter() as counter:
