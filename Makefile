@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Without this, pip may resolve an unpinned torch to a multi-GB CUDA build.
 TORCH_CPU ?= torch==2.13.0
 
-.PHONY: setup bench test test-all test-gpu gate report clean
+.PHONY: setup bench test test-all test-gpu gate clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,10 @@ test-all: $(STAMP)
 
 test-gpu: $(STAMP)
 	$(PY) -m pytest -m gpu -q
+
+# Kernel-speed regression gate against the committed baseline (exit 1 on a real slowdown).
+gate: $(STAMP)
+	$(VENV)/bin/lalm-bench gate
 
 clean:
 	rm -rf $(VENV) build *.egg-info .benchmarks
