@@ -287,10 +287,6 @@ def lalm_flops(
 # LM state held between decode steps
 
 
-def _itemsize(dtype: torch.dtype) -> int:
-    return torch.empty((), dtype=dtype, device="meta").element_size()
-
-
 def scan_state_dtype(dtype: torch.dtype) -> torch.dtype:
     """The SSM state's dtype: the scan accumulates in float32 (float64 for float64 models)."""
     return torch.float64 if dtype == torch.float64 else torch.float32
@@ -306,9 +302,9 @@ def state_bytes(shape: LlamaShape | MambaShape, batch: int, context: int, dtype:
     if isinstance(shape, LlamaShape):
         head_dim = shape.hidden // shape.heads
         kv_heads = shape.kv_heads or shape.heads
-        return shape.layers * 2 * batch * kv_heads * context * head_dim * _itemsize(dtype)
+        return shape.layers * 2 * batch * kv_heads * context * head_dim * dtype.itemsize
     d_inner = shape.expand * shape.hidden
-    per_layer = batch * d_inner * (shape.d_conv * _itemsize(dtype) + shape.d_state * _itemsize(scan_state_dtype(dtype)))
+    per_layer = batch * d_inner * (shape.d_conv * dtype.itemsize + shape.d_state * scan_state_dtype(dtype).itemsize)
     return shape.layers * per_layer
 
 
