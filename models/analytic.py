@@ -298,6 +298,7 @@ def state_bytes(shape: LlamaShape | MambaShape, batch: int, context: int, dtype:
     LLaMA: keys and values of every layer, (batch, kv_heads, context, head_dim) each, in `dtype` —
     linear in the context. Mamba: per layer a conv window (batch, d_inner, d_conv) in `dtype` and an
     SSM state (batch, d_inner, d_state) in `scan_state_dtype(dtype)` — independent of the context.
+    (That is the scan op's state; transformers' own mixer, scan backend "hf", keeps it in `dtype`.)
     """
     if isinstance(shape, LlamaShape):
         head_dim = shape.hidden // shape.heads
