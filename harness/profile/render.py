@@ -1,0 +1,108 @@
+"""A phase profile as text: the check, where the time goes by role, the module tree, the top operators."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from harness.profile.phase import PhaseProfile
+from harness.profile.tables import group_frame, module_frame
+
+TOP_OPERATORS = 15
+
+
+def _ms(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.4g}"
+
+
+def _share(value: float) -> str:
+    return "-" if math.isnan(value) else f"{100 * value:.1f}%"
+
+
+def _giga(value: float) -> str:
+    return "-" if math.isnan(value) or value == 0 else f"{value / 1e9:.4g}"
+
+
+def check_line(profile: PhaseProfile) -> str:
+    """The sum-to-phase check in one line."""
+    verdict = "faithful" if profile.faithful else "DISTORTED: instrumentation is comparable to the work"
+    ref = profile.reference
+    return (f"measured {ref.median:.4g} ms unprofiled (median of {len(ref.samples_ms)}); profiled "
+            f"{profile.profiled_ms:.4g} ms = sum of the module rows "
+            f"(interquartile mean of {profile.breakdown.repeats}); "
+            f"overhead {profile.overhead:+.1%} -> {verdict} (limit ±{profile.settings.faithful_within:.0%})")
+
+
+def _time_label(profile: PhaseProfile) -> str:
+    return "kernel ms" if profile.breakdown.device else "ms"
+
+
+def group_table(profile: PhaseProfile) -> pd.DataFrame:
+    groups = group_frame(module_frame(profile))
+    return pd.DataFrame({
+        "component": groups["component"], "role": groups["role"],
+        _time_label(profile): groups["time_ms"].map(_ms), "share": groups["share"].map(_share),
+        "GFLOP": groups["flops"].map(_giga), "GFLOP/s": groups["flop_rate"].map(_giga),
+    })
+
+
+def module_table(profile: PhaseProfile) -> pd.DataFrame:
+    modules = module_frame(profile)
+    table = pd.DataFrame({
+        "module": ["  " * d + m for d, m in zip(modules["depth"], modules["module"])],
+        "role": modules["role"], "calls": modules["calls"].map(lambda c: f"{c:g}" if c else ""),
+        _time_label(profile): modules["time_ms"].map(_ms), "share": modules["share"].map(_share),
+    })
+    if profile.breakdown.device:
+        table["host ms"] = modules["host_ms"].map(_ms)
+    table["GFLOP"] = modules["flops"].map(_giga)
+    table["GFLOP/s"] = modules["flop_rate"].map(_giga)
+    return table
+
+
+def operator_display(profile: PhaseProfile, top: int = TOP_OPERATORS) -> pd.DataFrame:
+    ops = profile.operators.head(top)
+    table = pd.DataFrame({
+        "operator": ops["operator"], "calls": ops["calls"].map(lambda c: f"{c:g}"),
+        "self host ms": ops["self_host_ms"].map(_ms), "host share": ops["self_host_share"].map(_share),
+    })
+    if profile.breakdown.device:
+        table["self device ms"] = ops["self_device_ms"].map(_ms)
+        table["device share"] = ops["self_device_share"].map(_share)
+    return table
+
+
+LEFT_ALIGNED = ("module", "component", "role", "operator")
+
+
+def aligned(table: pd.DataFrame) -> str:
+    """A table of display strings as fixed-width text: names left-aligned, numbers right-aligned."""
+    columns = [str(c) for c in table.columns]
+    cells = [[str(v) for v in row] for row in table.itertuples(index=False)]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(v.ljust(w) if c in LEFT_ALIGNED else v.rjust(w)
+                         for v, w, c in zip(values, widths, columns)).rstrip()
+
+    return "\n".join([line(columns)] + [line(row) for row in cells])
+
+
+def _block(table: pd.DataFrame) -> str:
+    return f"```\n{aligned(table) if len(table) else '(none)'}\n```"
+
+
+def phase_text(profile: PhaseProfile, title: str) -> str:
+    """Markdown for one phase: heading, check, the three tables, and the files written."""
+    files = "\n".join(f"- {name}: `{path.name}`" for name, path in profile.files.items())
+    return "\n\n".join([
+        f"## {profile.phase}: {title}",
+        check_line(profile),
+        "Where the time goes (self time summed by component and role):",
+        _block(group_table(profile)),
+        "Modules in model order (self time, exclusive of the indented modules below each):",
+        _block(module_table(profile)),
+        f"Top {TOP_OPERATORS} operators by self time:",
+        _block(operator_display(profile)),
+        f"Files in `{profile.phase}/`:\n{files}",
+    ])

@@ -1,0 +1,136 @@
+"""Self-time attribution on hand-built event trees (exact arithmetic), and on a real profile of toy modules."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+from torch.profiler import ProfilerActivity, profile, record_function
+
+from harness.profile.attribution import DEVICE_IDLE, breakdown, central, phase_events, repeat_times
+from harness.profile.ranges import ModuleRanges
+from harness.profile.structure import UNATTRIBUTED, Part
+
+
+def ev(name: str, start: float, end: float, children=(), kernels=()):
+    """A stand-in for torch's FunctionEvent: name, time range (us), children, launched kernels."""
+    event = SimpleNamespace(name=name, time_range=SimpleNamespace(start=start, end=end), cpu_children=list(children),
+                            kernels=[SimpleNamespace(duration=d) for d in kernels], cpu_parent=None,
+                            device_type=SimpleNamespace(name="CPU"))
+    for child in event.cpu_children:
+        child.cpu_parent = event
+    return event
+
+
+def tree(scale: float = 1.0):
+    """phase 0-100: module a 10-70 holding an op (kernel 20) and module b 20-50; b holds an op (kernel 5)
+    and a scan 30-45 (kernel 8); an op outside every module at 80-90 (kernel 3)."""
+    scan = ev("lalm::selective_scan", 30, 45, [ev("aten::empty", 31, 32)], kernels=[8 * scale])
+    b = ev("module:a.b", 20, 50, [ev("aten::mm", 21, 25, kernels=[5 * scale]), scan])
+    a = ev("module:a", 10, 70, [ev("aten::addmm", 11, 19, kernels=[20 * scale]), b])
+    return ev("phase:encoder", 0, 100 * scale, [a, ev("aten::add", 80, 90, kernels=[3 * scale])])
+
+
+def test_host_self_times_partition_the_phase_exactly():
+    rep = repeat_times(tree())
+    assert rep.host_us["a"] == 60 - 30
+    assert rep.host_us["a.b"] == 30 - 15
+    assert rep.host_us["a.b/scan"] == 15
+    assert rep.host_us[UNATTRIBUTED] == 100 - 60
+    assert sum(rep.host_us.values()) == rep.wall_us == 100
+    assert rep.kernels == {"a.b/scan": "lalm::selective_scan"}
+    assert rep.calls["a"] == rep.calls["a.b"] == rep.calls["a.b/scan"] == 1
+
+
+def test_device_time_goes_to_the_module_that_launched_the_kernel():
+    rep = repeat_times(tree())
+    assert dict(rep.device_us) == {"a": 20, "a.b": 5, "a.b/scan": 8, UNATTRIBUTED: 3}
+    result = breakdown([rep], device=True)
+    times = {row.path: row.time_us for row in result.rows}
+    assert times[DEVICE_IDLE] == 100 - 36
+    assert sum(times.values()) == pytest.approx(result.total_us) == 100
+    assert {row.path: row.host_us for row in result.rows}["a"] == 30
+
+
+def test_a_split_operator_outside_every_module_stays_unattributed():
+    rep = repeat_times(ev("phase:decode", 0, 10, [ev("aten::scaled_dot_product_attention", 2, 6)]))
+    assert dict(rep.host_us) == {UNATTRIBUTED: 10}
+
+
+def test_central_drops_a_quarter_of_the_repeats_at_each_end():
+    reps = [SimpleNamespace(wall_us=w) for w in (5, 1, 100, 2, 3)]
+    assert central(reps) == [0, 3, 4]
+    assert central(reps[:2]) == [0, 1]
+
+
+def test_breakdown_averages_the_central_repeats_and_still_sums_to_the_phase():
+    reps = [repeat_times(tree(scale)) for scale in (1.0, 1.2, 9.0, 1.1)]  # 9.0: a disturbed call
+    result = breakdown(reps, device=False)
+    assert result.repeats == 4 and result.averaged == 2
+    assert result.total_us == pytest.approx((110 + 120) / 2)
+    assert sum(row.time_us for row in result.rows) == pytest.approx(result.total_us)
+    unattributed = next(row for row in result.rows if row.path == UNATTRIBUTED)
+    assert unattributed.hi_us >= unattributed.time_us >= unattributed.lo_us
+
+
+def test_phase_events_keeps_only_top_level_ranges_of_that_phase_in_time_order():
+    late, early = ev("phase:prefill", 50, 60), ev("phase:prefill", 0, 10)
+    nested = ev("phase:prefill", 1, 2)
+    nested.cpu_parent = early
+    events = [late, ev("phase:decode", 20, 30), early, nested, ev("warmup:prefill", 70, 80)]
+    assert phase_events(events, "prefill") == [early, late]
+
+
+class Attention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.q_proj = nn.Linear(8, 8)
+
+    def forward(self, x):
+        q = self.q_proj(x)
+        return torch.nn.functional.scaled_dot_product_attention(q, q, q)
+
+
+class Toy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attn = Attention()
+        self.mlp = nn.Sequential(nn.Linear(8, 32), nn.GELU(), nn.Linear(32, 8))
+
+    def forward(self, x):
+        return self.mlp(self.attn(x)) + x
+
+
+def _toy_parts(model: Toy) -> list[tuple[nn.Module, Part]]:
+    return [(model, Part("toy", "block")), (model.attn, Part("toy.attn", "attention")),
+            (model.attn.q_proj, Part("toy.attn.q_proj", "projection")), (model.mlp, Part("toy.mlp", "mlp"))]
+
+
+def test_a_real_profile_attributes_every_module_and_the_split_operator():
+    model, x = Toy(), torch.randn(1, 4, 8)
+    with torch.no_grad(), ModuleRanges(_toy_parts(model)), profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(2):
+            with record_function("phase:encoder"):
+                model(x)
+    events = phase_events(prof.events(), "encoder")
+    assert len(events) == 2
+    result = breakdown([repeat_times(e) for e in events], device=False)
+    rows = {row.path: row for row in result.rows}
+    assert set(rows) == {"toy", "toy.attn", "toy.attn/sdpa", "toy.attn.q_proj", "toy.mlp", UNATTRIBUTED}
+    assert rows["toy.attn/sdpa"].operator == "aten::scaled_dot_product_attention"
+    assert all(row.time_us >= 0 for row in result.rows)
+    assert sum(row.time_us for row in result.rows) == pytest.approx(result.total_us)
+
+
+def test_ranges_close_when_a_module_raises_and_hooks_come_off():
+    class Broken(nn.Module):
+        def forward(self, x):
+            raise RuntimeError("boom")
+
+    outer = nn.Sequential(nn.Linear(2, 2), Broken())
+    ranges = ModuleRanges([(outer, Part("outer", "block")), (outer[1], Part("outer.1", "block"))])
+    with ranges, pytest.raises(RuntimeError, match="boom"):
+        outer(torch.zeros(1, 2))
+    assert ranges.current == ""
+    assert not outer._forward_pre_hooks and not outer[1]._forward_hooks
