@@ -31,6 +31,12 @@ EXIT_REGRESSION = 1
 BASELINE_DIR = Path("results/baselines")
 
 
+# A baseline is measured this many times as long as a gate run (rounds, clean samples, budget):
+# one session's luck then weighs less in every later comparison.
+BASELINE_SCALE = 3
+DEFAULT_ROUNDS, DEFAULT_SAMPLES, DEFAULT_BUDGET_S = 20, 30, 40.0
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = Thresholds()
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
@@ -38,16 +44,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--baseline", type=Path, help="baseline JSON (default: results/baselines/kernels-<device>.json)"
     )
     parser.add_argument(
-        "--update-baseline", action="store_true", help="measure and write the baseline instead of comparing"
+        "--update-baseline",
+        action="store_true",
+        help=f"measure ({BASELINE_SCALE}x as long) and write the baseline instead of comparing",
     )
     parser.add_argument("--kernels", help="comma-separated subset of kernels (default: every available one)")
-    parser.add_argument("--rounds", type=int, default=30, help="samples per kernel (default 30)")
-    parser.add_argument("--target-ms", type=float, default=5.0, help="minimum length of one sample (default 5)")
+    parser.add_argument("--rounds", type=int, help=f"rounds of every kernel (default {DEFAULT_ROUNDS})")
+    parser.add_argument(
+        "--samples", type=int, help=f"unpreempted samples wanted per kernel (default {DEFAULT_SAMPLES})"
+    )
+    parser.add_argument(
+        "--budget-s", type=float, help=f"stop the top-up rounds after this (default {DEFAULT_BUDGET_S:g})"
+    )
+    parser.add_argument("--target-ms", type=float, default=1.0, help="length of one sample (default 1)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads while timing (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the interleaving order (default 0)")
     parser.add_argument("--save", type=Path, help="also write the current session's record to this JSON file")
     parser.add_argument(
         "--current", type=Path, help="compare this saved record (from --save) instead of measuring now"
+    )
+    parser.add_argument(
+        "--no-confirm",
+        action="store_true",
+        help="fail on the first verdict, without re-measuring the kernels it flags",
     )
     parser.add_argument(
         "--min-ratio",
@@ -95,19 +114,42 @@ def _select(spec: str | None, device: torch.device, console: Console) -> list[st
     return names
 
 
-def _measure(args: argparse.Namespace, device: torch.device, console: Console) -> GateRecord:
-    if args.rounds < 2:
-        raise UserError(f"--rounds {args.rounds}: need at least 2 samples per kernel")
-    if args.threads < 1 or args.target_ms <= 0:
-        raise UserError("--threads must be >= 1 and --target-ms > 0")
-    names = _select(args.kernels, device, console)
-    registry.injected_slowdowns()  # a malformed switch is bad input before minutes of measuring
-    kernels = {name: registry.build(name, device) for name in names}
-    console.print(f"measuring {len(kernels)} kernels x {args.rounds} rounds on {device}, interleaved with calibration")
-    session = measure(kernels, device, rounds=args.rounds, target_s=args.target_ms / 1e3, threads=args.threads, seed=args.seed)
-    clock = clock_for(device).__name__
-    settings = Settings(rounds=args.rounds, target_ms=args.target_ms, seed=args.seed)
-    return from_session(session, fingerprint(device, args.threads, clock), settings)
+def _settings(args: argparse.Namespace) -> Settings:
+    """The measuring settings: the flags, or the defaults (scaled up for a baseline)."""
+    scale = BASELINE_SCALE if args.update_baseline else 1
+    settings = Settings(
+        rounds=args.rounds if args.rounds is not None else DEFAULT_ROUNDS * scale,
+        clean_samples=args.samples if args.samples is not None else DEFAULT_SAMPLES * scale,
+        budget_s=args.budget_s if args.budget_s is not None else DEFAULT_BUDGET_S * scale,
+        target_ms=args.target_ms,
+        seed=args.seed,
+    )
+    if settings.rounds < 2 or settings.clean_samples < 0:
+        raise UserError(f"--rounds {settings.rounds}: need at least 2 samples per kernel")
+    if args.threads < 1 or settings.target_ms <= 0 or settings.budget_s < 0:
+        raise UserError("--threads must be >= 1, --target-ms > 0 and --budget-s >= 0")
+    return settings
+
+
+def _measure(
+    kernels: dict[str, registry.KernelFn], device: torch.device, settings: Settings, threads: int
+) -> GateRecord:
+    session = measure(
+        kernels,
+        device,
+        rounds=settings.rounds,
+        clean_samples=settings.clean_samples,
+        budget_s=settings.budget_s,
+        target_s=settings.target_ms / 1e3,
+        threads=threads,
+        seed=settings.seed,
+    )
+    machine = fingerprint(device, threads, clock_for(device).__name__)
+    return from_session(session, machine, settings.model_copy(update={"rounds": session.rounds}))
+
+
+def _summary(record: GateRecord) -> str:
+    return f"{len(record.kernels)} kernels, {record.settings.rounds} rounds, {record.duration_s:.0f} s of measuring"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -119,13 +161,21 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--update-baseline measures a new baseline; it cannot take --current")
     # Read the baseline first: a missing file should fail in a second, not after the measuring.
     baseline = None if args.update_baseline else load(baseline_path)
-    current = load(args.current) if args.current is not None else _measure(args, device, console)
+    kernels: dict[str, registry.KernelFn] = {}
+    if args.current is not None:
+        current = load(args.current)
+    else:
+        settings = _settings(args)
+        registry.injected_slowdowns()  # a malformed switch is bad input before a minute of measuring
+        kernels = {name: registry.build(name, device) for name in _select(args.kernels, device, console)}
+        console.print(f"measuring {len(kernels)} kernels on {device}, interleaved with calibration")
+        current = _measure(kernels, device, settings, args.threads)
     if args.save is not None:
         save(current, args.save)
     if baseline is None:
         save(current, baseline_path)
         console.print(record_table(current))
-        console.print(f"baseline written to {baseline_path} ({current.duration_s:.0f} s of measuring)")
+        console.print(f"baseline written to {baseline_path} ({_summary(current)})")
         return 0
 
     thresholds = Thresholds(min_ratio=args.min_ratio, alpha=args.alpha)
@@ -134,8 +184,21 @@ def run(args: argparse.Namespace) -> int:
     verdicts = compare_records(baseline, current, thresholds)
     console.print(verdict_table(verdicts, thresholds))
     slower = regressions(verdicts)
+    if slower and kernels and not args.no_confirm:
+        # A whole session can be unlucky (a burst of load that slows one kind of kernel more
+        # than the calibration); a real regression is still there when measured again.
+        console.print(f"re-measuring {escape(', '.join(slower))} to confirm")
+        again = _measure(
+            {name: kernels[name] for name in slower}, device, settings.model_copy(update={"seed": args.seed + 1}), args.threads
+        )
+        confirmation = [v for v in compare_records(baseline, again, thresholds) if v.name in slower]
+        console.print(verdict_table(confirmation, thresholds, title="confirmation"))
+        unconfirmed = [name for name in slower if name not in regressions(confirmation)]
+        if unconfirmed:
+            console.print(f"[yellow]not confirmed (noise): {escape(', '.join(unconfirmed))}[/]")
+        slower = regressions(confirmation)
     if slower:
         console.print(f"[bold red]kernel gate FAILED: {escape(', '.join(slower))} regressed[/]")
         return EXIT_REGRESSION
-    console.print(f"kernel gate passed ({len(verdicts)} kernels, {current.duration_s:.0f} s of measuring)")
+    console.print(f"kernel gate passed ({_summary(current)})")
     return 0

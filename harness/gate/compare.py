@@ -5,22 +5,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.gate.record import GateRecord
+from harness.gate.record import GateRecord, compared_samples, enough_clean
 from harness.gate.stats import Comparison, Thresholds, compare
 
 
 @dataclass(frozen=True)
 class KernelVerdict:
-    """One row of the gate's table. `comparison` is None when one side lacks the kernel;
-    `status` is then "new" (no baseline) or "missing" (not measured now)."""
+    """One row of the gate's table.
+
+    Medians are of the compared normalised samples. `comparison` is None when one side lacks
+    the kernel; `status` is then "new" (no baseline) or "missing" (not measured now).
+    `clean_only` is False when a side had too few unpreempted samples and all were compared.
+    """
 
     name: str
     shape: str
     baseline_median: float
     current_median: float
-    current_raw_ms: float
+    current_samples: int
     comparison: Comparison | None
     status: str
+    clean_only: bool = True
 
 
 def compare_records(baseline: GateRecord, current: GateRecord, thresholds: Thresholds) -> list[KernelVerdict]:
@@ -30,14 +35,22 @@ def compare_records(baseline: GateRecord, current: GateRecord, thresholds: Thres
     for seed, (name, now) in enumerate(current.kernels.items()):
         before = baseline.kernels.get(name)
         if before is None:
-            rows.append(KernelVerdict(name, now.shape, nan, now.median, now.raw_ms_median, None, "new"))
+            rows.append(KernelVerdict(name, now.shape, nan, now.median, len(now.normalised), None, "new"))
             continue
+        # Like with like: unpreempted samples on both sides when both have enough of them.
+        clean_only = enough_clean(before) and enough_clean(now)
+        base, curr = compared_samples(before, clean_only), compared_samples(now, clean_only)
         # A distinct, fixed bootstrap seed per kernel: reproducible verdicts for a given record pair.
-        result = compare(np.asarray(before.normalised), np.asarray(now.normalised), thresholds, seed=seed)
-        rows.append(KernelVerdict(name, now.shape, before.median, now.median, now.raw_ms_median, result, result.verdict))
+        result = compare(base, curr, thresholds, seed=seed)
+        rows.append(
+            KernelVerdict(
+                name, now.shape, float(np.median(base)), float(np.median(curr)), len(curr), result, result.verdict,
+                clean_only,
+            )
+        )
     for name, before in baseline.kernels.items():
         if name not in current.kernels:
-            rows.append(KernelVerdict(name, before.shape, before.median, nan, nan, None, "missing"))
+            rows.append(KernelVerdict(name, before.shape, before.median, nan, 0, None, "missing"))
     return rows
 
 

@@ -44,19 +44,23 @@ class Fingerprint(BaseModel):
 
 
 class Settings(BaseModel):
-    """How the session was measured."""
+    """How the session was measured (`rounds`: how many it took)."""
 
     rounds: int
+    clean_samples: int
+    budget_s: float
     target_ms: float
     seed: int
 
 
 class KernelRecord(BaseModel):
-    """One kernel's samples: normalised (compared) and a raw-time summary (for people)."""
+    """One kernel's samples: normalised (compared), whether each ran unpreempted, and a
+    summary of the compared samples (for people)."""
 
     shape: str
     inner: int
     normalised: list[float]
+    clean: list[bool]
     median: float
     p10: float
     p90: float
@@ -73,6 +77,19 @@ class GateRecord(BaseModel):
     duration_s: float
     calibration_ms: dict[str, float]  # median per-call time of each calibration workload
     kernels: dict[str, KernelRecord]
+
+
+MIN_CLEAN = 10  # fewer clean samples than this, and a comparison falls back to all samples
+
+
+def compared_samples(kernel: KernelRecord, use_clean: bool) -> np.ndarray:
+    """The normalised samples a comparison uses: the clean ones, or all of them."""
+    values = np.asarray(kernel.normalised)
+    return values[np.asarray(kernel.clean, dtype=bool)] if use_clean else values
+
+
+def enough_clean(kernel: KernelRecord) -> bool:
+    return sum(kernel.clean) >= MIN_CLEAN
 
 
 def _cpu_model() -> str:
@@ -107,16 +124,17 @@ def from_session(session: Session, machine: Fingerprint, settings: Settings) -> 
     """Summarise a measured session into its JSON record."""
     kernels = {}
     for name, samples in session.kernels.items():
-        normalised = samples.normalised
-        p10, median, p90 = np.quantile(normalised, [0.1, 0.5, 0.9])
+        use = samples.clean if samples.clean.sum() >= MIN_CLEAN else np.ones_like(samples.clean)
+        p10, median, p90 = np.quantile(samples.normalised[use], [0.1, 0.5, 0.9])
         kernels[name] = KernelRecord(
             shape=KERNELS[name].shape,
             inner=samples.inner,
-            normalised=[float(x) for x in normalised],
+            normalised=[float(x) for x in samples.normalised],
+            clean=[bool(c) for c in samples.clean],
             median=float(median),
             p10=float(p10),
             p90=float(p90),
-            raw_ms_median=float(np.median(samples.raw_s) * 1e3),
+            raw_ms_median=float(np.median(samples.raw_s[use]) * 1e3),
         )
     return GateRecord(
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -152,9 +170,9 @@ def load(path: Path) -> GateRecord:
         raise UserError(f"gate record {path}: {where}: {first['msg']}") from None
     if record.schema_version != SCHEMA_VERSION:
         raise UserError(f"gate record {path}: schema_version {record.schema_version}, expected {SCHEMA_VERSION}")
-    short = [name for name, k in record.kernels.items() if len(k.normalised) < 2]
-    if short:
-        raise UserError(f"gate record {path}: kernel {short[0]!r} has fewer than 2 samples")
+    for name, k in record.kernels.items():
+        if len(k.normalised) < 2 or len(k.clean) != len(k.normalised):
+            raise UserError(f"gate record {path}: kernel {name!r} needs >= 2 samples and one clean flag per sample")
     return record
 
 

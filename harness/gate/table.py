@@ -17,17 +17,21 @@ def _num(value: float, fmt: str) -> str:
     return "-" if math.isnan(value) else format(value, fmt)
 
 
-def verdict_table(verdicts: list[KernelVerdict], thresholds: Thresholds) -> Table:
-    """One row per kernel: normalised medians, ratio current/baseline, its interval, p, verdict."""
+def verdict_table(verdicts: list[KernelVerdict], thresholds: Thresholds, title: str = "kernel gate") -> Table:
+    """One row per kernel: normalised medians, ratio current/baseline, its interval, p, verdict.
+
+    "samples now" counts the compared samples; "(all)" marks a kernel compared on all its
+    samples because one side had too few unpreempted ones.
+    """
     level = f"{thresholds.confidence:.0%}"
     table = Table(
-        title=f"kernel gate: regression = {level} interval above x{thresholds.min_ratio:.2f} "
+        title=f"{title}: regression = {level} interval above x{thresholds.min_ratio:.2f} "
         f"and Mann-Whitney p < {thresholds.alpha:g}",
         title_justify="left",
     )
     table.add_column("kernel")
     table.add_column("shape", overflow="fold")
-    table.add_column("now ms", justify="right")
+    table.add_column("samples now", justify="right")
     table.add_column("baseline (cal. units)", justify="right")
     table.add_column("now (cal. units)", justify="right")
     table.add_column("ratio", justify="right")
@@ -39,7 +43,7 @@ def verdict_table(verdicts: list[KernelVerdict], thresholds: Thresholds) -> Tabl
         table.add_row(
             escape(v.name),
             escape(v.shape),
-            _num(v.current_raw_ms, ".3f"),
+            f"{v.current_samples}" + ("" if v.clean_only else " (all)"),
             _num(v.baseline_median, ".4f"),
             _num(v.current_median, ".4f"),
             "-" if c is None else f"{c.ratio:.3f}",
@@ -53,10 +57,16 @@ def verdict_table(verdicts: list[KernelVerdict], thresholds: Thresholds) -> Tabl
 def record_table(record: GateRecord) -> Table:
     """A recorded session's summary: per kernel its raw median and normalised p10/median/p90."""
     table = Table(title="kernel gate: recorded session (normalised in calibration units)", title_justify="left")
-    for column in ("kernel", "shape", "ms", "samples", "p10", "median", "p90"):
+    for column in ("kernel", "shape", "ms", "clean/all", "p10", "median", "p90"):
         table.add_column(column, justify="left" if column in ("kernel", "shape") else "right")
     for name, k in record.kernels.items():
         table.add_row(
-            escape(name), escape(k.shape), f"{k.raw_ms_median:.3f}", str(len(k.normalised)), f"{k.p10:.4f}", f"{k.median:.4f}", f"{k.p90:.4f}"
+            escape(name),
+            escape(k.shape),
+            f"{k.raw_ms_median:.3f}",
+            f"{sum(k.clean)}/{len(k.clean)}",
+            f"{k.p10:.4f}",
+            f"{k.median:.4f}",
+            f"{k.p90:.4f}",
         )
     return table

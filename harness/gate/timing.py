@@ -1,23 +1,28 @@
 """Interleaved timing: kernel samples alternate with calibration samples (C K C K ... C).
 
-Drift in machine speed (a neighbour starting work, clock changes) then hits each kernel
-sample and the calibration samples on both sides of it alike, and dividing by them cancels
-it. The kernel order is shuffled every round (seeded) so no kernel always follows the same
-neighbour's cache footprint. Each sample times a batch of calls sized to last at least
-`target_s`, so timer resolution and per-call overheads do not dominate short kernels.
+Drift in machine speed (a neighbour starting work, clock changes) hits each kernel sample
+and the calibration samples around it alike, and dividing by them cancels it. The kernel
+order is shuffled every round (seeded) so no kernel always follows the same neighbour's
+cache footprint. A sample is one untimed call (to bring the kernel's working set back into
+cache after the calibration copy streamed through it) and then a batch of calls sized to
+last about `target_s`.
 
-On the CPU the clock is the process's CPU time, not wall time: on a shared machine with more
-runnable processes than cores, the scheduler takes the core away for milliseconds at a time,
-which wall time counts and CPU time does not (measured on a 2-core box under load 4-7: the
-session medians of wall time spread 2x, those of CPU time 5-10%). A kernel regression is
-more work, which CPU time sees. Process time (not thread time) so that work on other
-threads (numba's, torch's intra-op pool when `threads` > 1) is counted. On CUDA the clock is
-wall time around a synchronised batch.
+Two defences against a shared, oversubscribed machine, both measured on a 2-core box at
+load 5-9 (see docs/PERF.md, "Kernel gate"):
+- the clock is the process's CPU time, not wall time: time spent descheduled is not the
+  kernel's (session medians of wall time spread 2x there, those of CPU time 5-10%);
+- a sample during which the thread was preempted (an involuntary context switch, from
+  getrusage) is marked unclean: its CPU time includes refilling the caches that another
+  process evicted, which inflated small-op kernels (decode steps, tiny forwards) by up to
+  50% and dense ones by 10%. Samples are short (1 ms) so that many run between preemptions,
+  and top-up rounds run until every kernel has `clean_samples` clean ones or `budget_s` is spent.
+On CUDA the clock is wall time around a synchronised batch, and every sample counts as clean.
 """
 from __future__ import annotations
 
 import gc
 import math
+import resource
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -30,19 +35,31 @@ import torch
 from harness.gate.calibration import CALIBRATIONS
 from harness.gate.kernels import KernelFn, synchronize
 
-WARMUP_S = 0.05  # per kernel, before its batch size is chosen: first-call allocations, lazy init
+WARMUP_S = 0.05  # per kernel before its batch size is chosen: first-call allocations, lazy init
+UNIT_WINDOW = 3  # calibration slots on each side of a kernel sample that form its unit
+# The copy's weight in the unit. The kernels are cache-resident by design, and a beyond-L3
+# copy swings with the neighbours' memory traffic, which they barely feel: over 6 processes
+# at load 10-12 the summed spread of the 12 kernels' normalised medians was 1.03 (log
+# units) with w = 0, 1.05 with 1/4, 1.15 with 1/2. The tiny-model kernels (larger working
+# sets) do track the copy a little, so it keeps a quarter.
+COPY_WEIGHT = 0.25
+# RUSAGE_THREAD is Linux-only; elsewhere the whole process's switches are a stricter proxy.
+_RUSAGE_WHO = getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF)
+
+Clock = Callable[[], float]
 
 
 @dataclass(frozen=True)
 class KernelSamples:
-    """One kernel's samples from one session.
+    """One kernel's samples from one session, in time order.
 
-    raw_s: per-call seconds of each sample (n,); unit_s: calibration unit measured around
-    each sample (n,); inner: calls per sample.
+    raw_s: per-call seconds of each sample (n,); unit_s: calibration unit around each sample
+    (n,); clean: whether the sample ran without preemption (n,); inner: calls per sample.
     """
 
     raw_s: np.ndarray
     unit_s: np.ndarray
+    clean: np.ndarray
     inner: int
 
     @property
@@ -56,8 +73,14 @@ class Session:
     """Everything one interleaved measurement produced: per-kernel samples and calibration."""
 
     kernels: dict[str, KernelSamples]
-    calibration_s: dict[str, np.ndarray]  # name -> per-call seconds, (rounds * kernels + 1,)
+    calibration_s: dict[str, np.ndarray]  # name -> per-call seconds of every calibration sample
+    rounds: int
     duration_s: float
+
+
+def clock_for(device: torch.device) -> Clock:
+    """The timer that measures a kernel's own cost on `device` (see the module docstring)."""
+    return time.perf_counter if device.type == "cuda" else time.process_time
 
 
 @contextmanager
@@ -86,47 +109,53 @@ def _quiet_process(threads: int) -> Iterator[None]:
             numba.set_num_threads(previous[1])
 
 
-Clock = Callable[[], float]
+def _preemptions() -> int:
+    return resource.getrusage(_RUSAGE_WHO).ru_nivcsw
 
 
-def clock_for(device: torch.device) -> Clock:
-    """The timer that measures a kernel's own cost on `device` (see the module docstring)."""
-    return time.perf_counter if device.type == "cuda" else time.process_time
+def time_batch(fn: KernelFn, inner: int, device: torch.device, clock: Clock) -> tuple[float, bool]:
+    """(seconds per call, clean) of `inner` back-to-back calls of `fn` after one untimed call.
 
-
-def _time_batch(fn: KernelFn, inner: int, device: torch.device, clock: Clock) -> float:
-    """Seconds per call of `inner` back-to-back calls of `fn`, after one untimed call.
-
-    The untimed call brings the kernel's working set back into cache: the calibration copy
-    just before it streams 64 MiB through the caches, and timing a cold first call would
-    measure the memory system instead of the kernel.
+    clean: no involuntary context switch happened while the batch was timed (always True on
+    CUDA, where the host thread only waits).
     """
     fn()
     synchronize(device)
+    switches = _preemptions()
     start = clock()
     for _ in range(inner):
         fn()
     synchronize(device)
-    return (clock() - start) / inner
+    seconds = (clock() - start) / inner
+    return seconds, device.type == "cuda" or _preemptions() == switches
 
 
 def _batch_size(fn: KernelFn, target_s: float, device: torch.device, clock: Clock) -> int:
     """Warm `fn` up, then the number of calls that makes one sample last about `target_s`."""
     start = clock()
-    calls = 0
-    while calls < 3 or clock() - start < WARMUP_S:
-        per_call = _time_batch(fn, 1, device, clock)
-        calls += 2
-    return max(1, math.ceil(target_s / per_call))
+    per_call = []
+    while len(per_call) < 3 or clock() - start < WARMUP_S:
+        per_call.append(time_batch(fn, 1, device, clock)[0])
+    # The fastest recent call: preemptions during warm-up only ever make calls look slower.
+    return max(1, math.ceil(target_s / min(per_call[-3:])))
 
 
-def calibration_unit(matmul_s: np.ndarray, copy_s: np.ndarray) -> np.ndarray:
-    """The unit for the kernel sample between calibration samples i and i+1, (n,) from (n+1,).
+def calibration_unit(matmul_s: np.ndarray, copy_s: np.ndarray, clean: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """The calibration unit for kernel samples taken right after calibration `slots`, (k,).
 
-    The geometric mean of the matmul and copy times on both sides of each kernel sample.
+    matmul_s, copy_s, clean: per calibration slot (m,). The unit is matmul^(1-w) * copy^w
+    (w = COPY_WEIGHT), the median over the clean slots within UNIT_WINDOW of the sample (all
+    clean slots of the session when none is that close; all slots when none is clean). A
+    median of neighbours tracks drift without inheriting one slot's noise.
     """
-    per_slot = np.log(matmul_s) + np.log(copy_s)
-    return np.exp((per_slot[:-1] + per_slot[1:]) / 4.0)
+    usable = clean if clean.any() else np.ones_like(clean)
+    log_unit = (1.0 - COPY_WEIGHT) * np.log(matmul_s) + COPY_WEIGHT * np.log(copy_s)
+    index = np.arange(len(log_unit))
+    units = []
+    for slot in slots:
+        near = usable & (np.abs(index - slot) <= UNIT_WINDOW)
+        units.append(np.median(log_unit[near if near.any() else usable]))
+    return np.exp(np.asarray(units))
 
 
 def measure(
@@ -134,14 +163,16 @@ def measure(
     device: torch.device,
     *,
     rounds: int,
+    clean_samples: int,
+    budget_s: float,
     target_s: float,
     threads: int,
     seed: int = 0,
-    progress: Callable[[int, int], None] | None = None,
 ) -> Session:
-    """Time every kernel `rounds` times, each sample between two calibration samples.
+    """Time every kernel, each sample right after a calibration sample.
 
-    `progress(done_rounds, rounds)` is called after each round.
+    `rounds` rounds of every kernel; then top-up rounds of the kernels with fewer than
+    `clean_samples` clean samples, until none is short or the session has run `budget_s`.
     """
     names = list(kernels)
     calibrations = {name: setup(device) for name, setup in CALIBRATIONS.items()}
@@ -150,29 +181,34 @@ def measure(
     started = time.perf_counter()
     with _quiet_process(threads):
         inner = {name: _batch_size(fn, target_s, device, clock) for name, fn in {**kernels, **calibrations}.items()}
-
-        calib: dict[str, list[float]] = {name: [] for name in calibrations}
-        raw: dict[str, list[float]] = {name: [] for name in names}
+        calib: dict[str, list[tuple[float, bool]]] = {name: [] for name in calibrations}
+        raw: dict[str, list[tuple[float, bool]]] = {name: [] for name in names}
         slot_of: dict[str, list[int]] = {name: [] for name in names}  # calibration slot before each sample
 
-        def calibrate() -> None:
-            for name, fn in calibrations.items():
-                calib[name].append(_time_batch(fn, inner[name], device, clock))
+        def short_of_clean() -> list[str]:
+            return [name for name in names if sum(clean for _, clean in raw[name]) < clean_samples]
 
-        for done in range(rounds):
-            for index in rng.permutation(len(names)):
-                name = names[index]
-                calibrate()
+        done = 0
+        while True:
+            # The first `rounds` rounds time every kernel; top-up rounds only those still short.
+            todo = names if done < rounds else short_of_clean()
+            if not todo or (done >= rounds and time.perf_counter() - started > budget_s):
+                break
+            for index in rng.permutation(len(todo)):
+                name = todo[index]
+                for cal_name, fn in calibrations.items():
+                    calib[cal_name].append(time_batch(fn, inner[cal_name], device, clock))
                 slot_of[name].append(len(calib["matmul"]) - 1)
-                raw[name].append(_time_batch(kernels[name], inner[name], device, clock))
-            if progress is not None:
-                progress(done + 1, rounds)
-        calibrate()
+                raw[name].append(time_batch(kernels[name], inner[name], device, clock))
+            done += 1
 
-    calibration_s = {name: np.asarray(times) for name, times in calib.items()}
-    units = calibration_unit(calibration_s["matmul"], calibration_s["copy"])
-    samples = {
-        name: KernelSamples(raw_s=np.asarray(raw[name]), unit_s=units[slot_of[name]], inner=inner[name])
-        for name in names
-    }
-    return Session(kernels=samples, calibration_s=calibration_s, duration_s=time.perf_counter() - started)
+    calibration_s = {name: np.array([t for t, _ in samples]) for name, samples in calib.items()}
+    calibration_clean = np.logical_and.reduce([np.array([c for _, c in samples]) for samples in calib.values()])
+    samples = {}
+    for name in names:
+        times, clean = zip(*raw[name])
+        units = calibration_unit(
+            calibration_s["matmul"], calibration_s["copy"], calibration_clean, np.asarray(slot_of[name])
+        )
+        samples[name] = KernelSamples(np.array(times), units, np.array(clean), inner[name])
+    return Session(samples, calibration_s, done, time.perf_counter() - started)

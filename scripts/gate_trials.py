@@ -1,0 +1,121 @@
+"""Does the kernel gate catch a real slowdown and stay quiet otherwise? Tally repeated runs.
+
+Runs `lalm-bench gate` in a fresh process each time, against one baseline:
+  1. --runs runs with LALM_BENCH_INJECT_SLOWDOWN=<kernel>:<factor>, the kernel rotating
+     through every measured kernel: each must FAIL (exit 1);
+  2. --runs clean runs: each must PASS (exit 0);
+  3. --runs clean runs while a busy loop occupies one core: each must PASS.
+Then prints the tally and, from the saved records, every kernel's largest ratio and largest
+interval lower bound over the clean runs (the measured noise the thresholds must clear).
+
+    python scripts/gate_trials.py                       # against results/baselines/kernels-cpu.json
+    python scripts/gate_trials.py --record-baseline     # first record a fresh baseline here
+    python scripts/gate_trials.py --runs 3 --factor 1.25 --out /tmp/trials
+
+Exit status 0 when every run gave the expected verdict, 1 otherwise.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from harness.gate.compare import compare_records
+from harness.gate.record import load
+from harness.gate.stats import Thresholds
+
+GATE = [sys.executable, "-m", "harness", "gate"]
+
+
+def run_gate(args: list[str], env: dict[str, str], log: Path) -> tuple[int, float]:
+    """One gate process; its output goes to `log`. Returns (exit code, wall seconds)."""
+    started = time.perf_counter()
+    with log.open("w") as out:
+        code = subprocess.run(GATE + args, env=env, stdout=out, stderr=subprocess.STDOUT, check=False).returncode
+    return code, time.perf_counter() - started
+
+
+def busy_loop() -> subprocess.Popen:
+    """A process that keeps one core busy until it is terminated."""
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--baseline", type=Path, default=Path("results/baselines/kernels-cpu.json"))
+    parser.add_argument("--record-baseline", action="store_true", help="record --baseline here first")
+    parser.add_argument("--runs", type=int, default=10, help="runs per condition (default 10)")
+    parser.add_argument("--factor", type=float, default=1.25, help="injected slowdown (default 1.25)")
+    parser.add_argument("--out", type=Path, help="folder for logs and records (default: a temporary one)")
+    parser.add_argument("gate_args", nargs="*", help="extra arguments for every gate run (after --)")
+    args = parser.parse_args()
+    out = args.out or Path(tempfile.mkdtemp(prefix="gate-trials-"))
+    out.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k != "LALM_BENCH_INJECT_SLOWDOWN"}
+
+    if args.record_baseline:
+        code, _ = run_gate(["--update-baseline", "--baseline", str(args.baseline), *args.gate_args], env, out / "baseline.log")
+        if code != 0:
+            print(f"recording the baseline failed (exit {code}); see {out / 'baseline.log'}")
+            return 1
+    kernels = list(load(args.baseline).kernels)
+
+    tally: dict[str, list[bool]] = {"slowdown": [], "clean": [], "busy": []}
+    for condition, expected in (("slowdown", 1), ("clean", 0), ("busy", 0)):
+        for i in range(args.runs):
+            run_env = dict(env)
+            label = condition
+            if condition == "slowdown":
+                kernel = kernels[i % len(kernels)]
+                run_env["LALM_BENCH_INJECT_SLOWDOWN"] = f"{kernel}:{args.factor}"
+                label = f"slowdown {kernel} x{args.factor}"
+            record = out / f"{condition}-{i}.json"
+            gate_args = ["--baseline", str(args.baseline), "--seed", str(i), "--save", str(record), *args.gate_args]
+            loop = busy_loop() if condition == "busy" else None
+            try:
+                code, wall = run_gate(gate_args, run_env, out / f"{condition}-{i}.log")
+            finally:
+                if loop is not None:
+                    loop.terminate()
+                    loop.wait()
+            tally[condition].append(code == expected)
+            mark = "as expected" if code == expected else "UNEXPECTED"
+            print(f"{label:40s} run {i}: exit {code} ({wall:.0f} s) {mark}", flush=True)
+
+    print()
+    print(f"slowdown x{args.factor} caught: {sum(tally['slowdown'])}/{args.runs}")
+    print(f"clean runs passed:        {sum(tally['clean'])}/{args.runs}")
+    print(f"busy-core runs passed:    {sum(tally['busy'])}/{args.runs}")
+    summarise_noise(args.baseline, sorted(out.glob("clean-*.json")) + sorted(out.glob("busy-*.json")), out)
+    print(f"logs and records: {out}")
+    return 0 if all(all(v) for v in tally.values()) else 1
+
+
+def summarise_noise(baseline_path: Path, records: list[Path], out: Path) -> None:
+    """Per kernel over the clean runs: the largest ratio and the largest interval lower bound."""
+    if not records:
+        return
+    baseline = load(baseline_path)
+    rows: dict[str, list[tuple[float, float]]] = {}
+    for path in records:
+        for v in compare_records(baseline, load(path), Thresholds()):
+            if v.comparison is not None:
+                rows.setdefault(v.name, []).append((v.comparison.ratio, v.comparison.lo))
+    print("\nclean and busy runs vs baseline: ratio min/median/max, largest interval lower bound")
+    summary = {}
+    for name, values in rows.items():
+        ratios, lows = np.array(values).T
+        summary[name] = {"ratio_min": ratios.min(), "ratio_median": float(np.median(ratios)), "ratio_max": ratios.max(), "lo_max": lows.max()}
+        print(f"  {name:28s} {ratios.min():.3f} / {np.median(ratios):.3f} / {ratios.max():.3f}   lo max {lows.max():.3f}")
+    (out / "noise.json").write_text(json.dumps(summary, indent=1, default=float) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
