@@ -184,6 +184,8 @@ def test_resolve_backend():
     assert resolve_backend("reference", "cpu") == "reference"
     assert resolve_backend("hf", "cpu") == "hf"
     assert resolve_backend("auto", "meta") == "torch"
+    inputs = scan_inputs(1, 4, 6, 2)  # 'hf' only concerns the Mamba LM: the op itself runs as 'auto'
+    torch.testing.assert_close(selective_scan(**inputs, backend="hf"), selective_scan(**inputs, backend="auto"))
     with pytest.raises(InputError, match="'cuda' needs a CUDA device"):
         resolve_backend("cuda", "cpu")
     with pytest.raises(InputError, match="unknown scan backend 'fast'"):

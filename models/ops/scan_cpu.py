@@ -36,17 +36,24 @@ from models.ops.scan_torch import compute_dtype
 LANES = 64  # channels per tile (a compile-time 64 lets LLVM vectorise and unroll the lane loops)
 BLOCK = 256  # time steps per block: long contiguous row reads, block buffers fit in L2
 
+# error_model="numpy": division without Python's ZeroDivisionError check, whose branch would
+# keep LLVM from vectorising every loop that divides.
+_JIT = dict(fastmath=True, error_model="numpy")
+
 _LOG2E = 1.4426950408889634
 _LN2_HI = 0.693145751953125  # ln 2 split so that k*_LN2_HI is exact in float32
 _LN2_LO = 1.428606765330187e-06
 
 
 def exp_into(src, dst, scratch):
-    """dst[j] = exp(src[j]) for 1-D arrays; scratch is an int32 array of the same length."""
+    """dst[j] = exp(src[j]) for 1-D arrays; scratch is an int32 array of the same length.
+
+    The three must not overlap: LLVM vectorises the loops only after a runtime check that they
+    do not, and runs the scalar version when they do."""
     dst[:] = np.exp(src)
 
 
-@overload(exp_into)
+@overload(exp_into, jit_options=_JIT)
 def _exp_into_impl(src, dst, scratch):
     if src.dtype != types.float32:
 
@@ -80,28 +87,29 @@ def _exp_into_impl(src, dst, scratch):
     return polynomial
 
 
-def softplus_into(src, dst, scratch):
-    """dst[j] = log(1 + exp(src[j])) for 1-D arrays that do not overlap; scratch: int32, same length."""
+def softplus_into(src, dst, tmp, scratch):
+    """dst[j] = log(1 + exp(src[j])) for 1-D arrays; tmp (float) and scratch (int32) have the same
+    length. No two may overlap (see `exp_into`)."""
     dst[:] = np.logaddexp(0.0, src)
 
 
-@overload(softplus_into)
-def _softplus_into_impl(src, dst, scratch):
+@overload(softplus_into, jit_options=_JIT)
+def _softplus_into_impl(src, dst, tmp, scratch):
     if src.dtype != types.float32:
 
-        def exact(src, dst, scratch):
+        def exact(src, dst, tmp, scratch):
             for j in range(src.shape[0]):
                 v = src[j]
                 dst[j] = v if v > 30.0 else math.log1p(math.exp(v))
 
         return exact
 
-    def series(src, dst, scratch):
+    def series(src, dst, tmp, scratch):
         # softplus(v) = max(v, 0) + log1p(w), w = exp(-|v|) in (0, 1]; log1p(w) = 2 atanh(s) with
         # s = w / (2 + w) in (0, 1/3], summed to s^13 (error < 5e-9). Vectorises, unlike log1p.
         for j in range(src.shape[0]):
-            dst[j] = -abs(src[j])
-        exp_into(dst, dst, scratch)
+            tmp[j] = -abs(src[j])
+        exp_into(tmp, dst, scratch)
         for j in range(src.shape[0]):
             w = dst[j]
             s = w / (np.float32(2.0) + w)
@@ -118,7 +126,7 @@ def _softplus_into_impl(src, dst, scratch):
     return series
 
 
-@njit(nogil=True, fastmath=True, cache=True)
+@njit(**_JIT, nogil=True, cache=True)
 def _forward_kernel(worker, first, stop, u, delta, A, B, C, D, z, bias, softplus, has_z, y, last):
     """Tasks [first, stop) of `forward_tasks`. u, delta, y: (b, d, l); z: (b, d, l) (unused
     without has_z); A: (d, n); B, C: (b, g, n, l); D, bias: (d,) (zeros when absent);
@@ -144,6 +152,7 @@ def _forward_kernel(worker, first, stop, u, delta, A, B, C, D, z, bias, softplus
         scratch = np.empty(max(n * LANES, BLOCK), np.int32)
         row = np.empty(BLOCK, dtype)
         tmp = np.empty(BLOCK, dtype)
+        tmp2 = np.empty(BLOCK, dtype)
         dt_blk = np.zeros((BLOCK, LANES), dtype)
         dtu_blk = np.zeros((BLOCK, LANES), dtype)
         b_blk = np.empty((BLOCK, n), dtype)
@@ -159,8 +168,8 @@ def _forward_kernel(worker, first, stop, u, delta, A, B, C, D, z, bias, softplus
                 for s in range(steps):
                     row[s] = delta_row[s] + bias[ch]
                 if softplus:
-                    softplus_into(row[:steps], tmp[:steps], scratch[:steps])
-                    row[:steps] = tmp[:steps]
+                    softplus_into(row[:steps], tmp[:steps], tmp2[:steps], scratch[:steps])
+                    row, tmp = tmp, row
                 for s in range(steps):
                     dt_blk[s, c] = row[s]
                     dtu_blk[s, c] = row[s] * u_row[s]
@@ -194,9 +203,9 @@ def _forward_kernel(worker, first, stop, u, delta, A, B, C, D, z, bias, softplus
                     z_row = z[bi, ch, t0:t0 + steps]
                     for s in range(steps):
                         tmp[s] = -z_row[s]
-                    exp_into(tmp[:steps], tmp[:steps], scratch[:steps])
+                    exp_into(tmp[:steps], tmp2[:steps], scratch[:steps])
                     for s in range(steps):
-                        row[s] *= z_row[s] / (1.0 + tmp[s])
+                        row[s] *= z_row[s] / (1.0 + tmp2[s])
                 for s in range(steps):
                     y_row[s] = row[s]
         for c in range(width):
@@ -204,7 +213,7 @@ def _forward_kernel(worker, first, stop, u, delta, A, B, C, D, z, bias, softplus
                 last[bi, c0 + c, i] = x[i * LANES + c]
 
 
-@njit(nogil=True, fastmath=True, cache=True)
+@njit(**_JIT, nogil=True, cache=True)
 def _backward_kernel(worker, first, stop, u, dt, A, B, C, dy, dlast, y, du, ddt, dA_parts, dB_parts, dC_parts):
     """Channels [first, stop) of b*d: the reverse-time scan of the core recurrence (dt given, no
     skip or gate). dy: gradient of y; dlast: of the last state (zeros when unused). Writes y

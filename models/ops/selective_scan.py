@@ -50,7 +50,8 @@ __all__ = [
 ]
 
 SCAN_SETTINGS = ("auto", "reference", "cpu", "cuda", "hf")
-# 'hf' is not a scan implementation: it tells `models.ops.hf_mamba` to leave transformers' own path.
+# 'hf' is not a scan implementation: it tells `models.ops.hf_mamba` to leave transformers' own
+# path; other callers of the op (DASS) then scan as with 'auto'.
 _FORWARD: dict[str, Callable] = {
     "reference": scan_torch.reference_scan,
     "numba": scan_cpu.scan,
@@ -79,6 +80,12 @@ def resolve_backend(backend: str, device: torch.device | str) -> str:
     if kind == "cuda" and scan_cuda.mamba_ssm_available():
         return "mamba-ssm"
     return "torch"
+
+
+def _op_backend(backend: str, device: torch.device) -> str:
+    """The implementation the op runs. 'hf' only changes the Mamba LM (transformers has no
+    scan op of its own to fall back to), so any other scan under 'hf' runs as 'auto'."""
+    return resolve_backend("auto" if backend == "hf" else backend, device)
 
 
 def _grouped(t: Tensor) -> Tensor:
@@ -303,9 +310,7 @@ def selective_scan(
     Shapes are in the module docstring; `backend` is a setting for `resolve_backend`.
     """
     _check(u, delta, A, B, C, D, z, delta_bias)
-    name = resolve_backend(backend, u.device)
-    if name == "hf":
-        raise InputError("scan backend 'hf' only applies to the Mamba LM; the scan op needs auto|reference|cpu|cuda")
+    name = _op_backend(backend, u.device)
     y, last_state = _scan_op(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, name)
     return (y, last_state) if return_last_state else y
 
@@ -365,7 +370,4 @@ def selective_state_update(
 
     u, delta, z: (b, d)   B, C: (b, n) or (b, g, n)   A: (d, n)   D, delta_bias: (d,)
     """
-    name = resolve_backend(backend, u.device)
-    if name == "hf":
-        raise InputError("scan backend 'hf' only applies to the Mamba LM; the scan op needs auto|reference|cpu|cuda")
-    return _state_update_op(state, u, delta, A, B, C, D, z, delta_bias, delta_softplus, name)
+    return _state_update_op(state, u, delta, A, B, C, D, z, delta_bias, delta_softplus, _op_backend(backend, u.device))
