@@ -1,0 +1,84 @@
+"""`lalm-bench train --variant V --size S --data DIR --out CKPT`: train an LALM on a local dataset.
+
+LTU-style stages (projector alone, then encoder + projector + LM, the LM optionally through
+LoRA), instruction prompts, teacher forcing with the loss on answer tokens only, fixed seeds.
+The checkpoint is `CKPT/model.safetensors` + `CKPT/config.json`.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from harness.errors import UserError
+from harness.tasks import TASK_NAMES
+from harness.tasks.train_run import TrainJob, already_trained, run_training
+from models import SIZES
+from models.train import StepLog, ltu_recipe
+
+NAME = "train"
+HELP = "train an LALM on a local dataset folder (LTU-style stages) and save a checkpoint"
+
+
+def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that define a training budget (shared with `lalm-bench accuracy`)."""
+    parser.add_argument("--steps", type=int, default=600, help="optimizer steps over all stages (default 600)")
+    parser.add_argument("--batch-size", type=int, default=32, help="clips per step (default 32)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    parser.add_argument("--projector-steps", type=float, default=0.1, metavar="FRACTION",
+                        help="share of the steps in stage 1, projector only (default 0.1)")
+    parser.add_argument("--lora", action="store_true", help="train the LM through LoRA adapters (peft) in stage 2")
+    parser.add_argument("--no-spec-augment", action="store_true", help="no time/frequency masking of the fbank")
+    parser.add_argument("--seed", type=int, default=0, help="seed of initialisation, sampling and masking (default 0)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads (default: torch's choice; 1 is fastest on a busy machine)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+
+
+def recipe_from(args: argparse.Namespace):
+    if not 0 <= args.projector_steps < 1:
+        raise UserError(f"--projector-steps must be a fraction in [0, 1), got {args.projector_steps}")
+    return ltu_recipe(args.steps, lr=args.lr, projector_fraction=args.projector_steps, lora=args.lora,
+                      batch_size=args.batch_size, seed=args.seed, spec_augment=not args.no_spec_augment)
+
+
+def apply_device_options(args: argparse.Namespace) -> None:
+    if args.threads < 0:
+        raise UserError(f"--threads must be >= 0, got {args.threads}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {args.device}: no CUDA device is available")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--variant", required=True, help="ast+llama, dass+mamba, dass+llama, ast+mamba")
+    parser.add_argument("--size", default="tiny", help=f"size preset: {', '.join(SIZES)} (default tiny)")
+    parser.add_argument("--data", type=Path, required=True, help="local dataset folder (its split `train` is used)")
+    parser.add_argument("--task", default="kws", choices=TASK_NAMES, help="dataset layout (default kws)")
+    parser.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
+    parser.add_argument("--log-every", type=int, default=50, help="print the loss every N steps (default 50)")
+    add_recipe_arguments(parser)
+
+
+def progress_printer(every: int, prefix: str = ""):
+    def report(log: StepLog) -> None:
+        if every > 0 and (log.step % every == 0 or log.step == 1):
+            print(f"{prefix}step {log.step:>5} [{log.stage}] loss {log.loss:.4f} lr {log.lr:.2e} {log.seconds:7.1f} s",
+                  flush=True)
+    return report
+
+
+def run(args: argparse.Namespace) -> int:
+    apply_device_options(args)
+    job = TrainJob(variant=args.variant, size=args.size, task=args.task, data=args.data, out=args.out,
+                   recipe=recipe_from(args), device=args.device)
+    if already_trained(job):
+        print(f"{args.out}: already holds a checkpoint from this exact training; nothing to do")
+        return 0
+    record = run_training(job, progress_printer(args.log_every))
+    print(f"trained {args.variant} {args.size} on {record['dataset']} ({record['examples']} examples, "
+          f"{record['skipped_clips']} unreadable clips skipped): {record['steps']} steps in "
+          f"{record['train_seconds']:.1f} s, final loss {record['final_loss']:.4f} -> {args.out}")
+    return 0
