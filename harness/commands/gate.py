@@ -183,6 +183,12 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[yellow]baseline recorded elsewhere: {escape(difference)}[/]")
     verdicts = compare_records(baseline, current, thresholds)
     console.print(verdict_table(verdicts, thresholds))
+    noisy = [v.name for v in verdicts if v.status == "noisy"]
+    if noisy:
+        console.print(
+            f"[yellow]not judged, too few unpreempted samples (a busy machine, here or when the baseline "
+            f"was recorded): {escape(', '.join(noisy))}[/]"
+        )
     slower = regressions(verdicts)
     if slower and kernels and not args.no_confirm:
         # A whole session can be unlucky (a burst of load that slows one kind of kernel more

@@ -14,8 +14,10 @@ class KernelVerdict:
     """One row of the gate's table.
 
     Medians are of the compared normalised samples. `comparison` is None when one side lacks
-    the kernel; `status` is then "new" (no baseline) or "missing" (not measured now).
-    `clean_only` is False when a side had too few unpreempted samples and all were compared.
+    the kernel; `status` is then "new" (no baseline) or "missing" (not measured now). When a
+    side has too few unpreempted samples, all samples are compared for the record but the
+    status is "noisy" whatever they show: preempted samples carry the cost of refilling
+    caches that other processes evicted, which is no evidence about the kernel.
     """
 
     name: str
@@ -37,15 +39,14 @@ def compare_records(baseline: GateRecord, current: GateRecord, thresholds: Thres
         if before is None:
             rows.append(KernelVerdict(name, now.shape, nan, now.median, len(now.normalised), None, "new"))
             continue
-        # Like with like: unpreempted samples on both sides when both have enough of them.
         clean_only = enough_clean(before) and enough_clean(now)
         base, curr = compared_samples(before, clean_only), compared_samples(now, clean_only)
         # A distinct, fixed bootstrap seed per kernel: reproducible verdicts for a given record pair.
         result = compare(base, curr, thresholds, seed=seed)
+        status = result.verdict if clean_only else "noisy"
         rows.append(
             KernelVerdict(
-                name, now.shape, float(np.median(base)), float(np.median(curr)), len(curr), result, result.verdict,
-                clean_only,
+                name, now.shape, float(np.median(base)), float(np.median(curr)), len(curr), result, status, clean_only
             )
         )
     for name, before in baseline.kernels.items():

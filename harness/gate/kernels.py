@@ -114,14 +114,17 @@ def _conv1d_inputs(device: torch.device) -> tuple[torch.Tensor, torch.Tensor, to
     return x, weight, bias
 
 
-def _conv1d_torch(device: torch.device) -> KernelFn:
-    """Causal depthwise conv1d as Mamba runs it without the CUDA extension.
+def causal_depthwise_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Mamba's causal depthwise conv1d without the CUDA extension: x (B, D, L), weight (D, K),
+    bias (D,) -> (B, D, L), output t seeing inputs t-K+1..t (pad K-1 both sides, keep the first L)."""
+    channels, width = weight.shape
+    return F.conv1d(x, weight.unsqueeze(1), bias, padding=width - 1, groups=channels)[..., : x.shape[-1]]
 
-    x (1, 256, 512), weight (256, 4): pad 3 on both sides, keep the first 512 outputs.
-    """
+
+def _conv1d_torch(device: torch.device) -> KernelFn:
+    """Causal depthwise conv1d through PyTorch, x (1, 256, 512), weight (256, 4)."""
     x, weight, bias = _conv1d_inputs(device)
-    w = weight.unsqueeze(1)  # (D, 1, K): one filter per channel
-    return _inference(lambda: F.conv1d(x, w, bias, padding=CONV_WIDTH - 1, groups=CONV_CHANNELS)[..., :CONV_LENGTH])
+    return _inference(lambda: causal_depthwise_conv1d(x, weight, bias))
 
 
 def _conv1d_cuda(device: torch.device) -> KernelFn:

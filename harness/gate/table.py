@@ -10,7 +10,14 @@ from harness.gate.compare import KernelVerdict
 from harness.gate.record import GateRecord
 from harness.gate.stats import Thresholds
 
-STYLES = {"regression": "bold red", "improvement": "green", "ok": "", "new": "yellow", "missing": "yellow"}
+STYLES = {
+    "regression": "bold red",
+    "improvement": "green",
+    "ok": "",
+    "noisy": "yellow",
+    "new": "yellow",
+    "missing": "yellow",
+}
 
 
 def _num(value: float, fmt: str) -> str:
@@ -21,7 +28,7 @@ def verdict_table(verdicts: list[KernelVerdict], thresholds: Thresholds, title: 
     """One row per kernel: normalised medians, ratio current/baseline, its interval, p, verdict.
 
     "samples now" counts the compared samples; "(all)" marks a kernel compared on all its
-    samples because one side had too few unpreempted ones.
+    samples because one side had too few unpreempted ones (its status is then "noisy").
     """
     level = f"{thresholds.confidence:.0%}"
     table = Table(
@@ -30,7 +37,6 @@ def verdict_table(verdicts: list[KernelVerdict], thresholds: Thresholds, title: 
         title_justify="left",
     )
     table.add_column("kernel")
-    table.add_column("shape", overflow="fold")
     table.add_column("samples now", justify="right")
     table.add_column("baseline (cal. units)", justify="right")
     table.add_column("now (cal. units)", justify="right")
@@ -42,7 +48,6 @@ def verdict_table(verdicts: list[KernelVerdict], thresholds: Thresholds, title: 
         c = v.comparison
         table.add_row(
             escape(v.name),
-            escape(v.shape),
             f"{v.current_samples}" + ("" if v.clean_only else " (all)"),
             _num(v.baseline_median, ".4f"),
             _num(v.current_median, ".4f"),

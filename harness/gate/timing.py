@@ -172,7 +172,8 @@ def measure(
     """Time every kernel, each sample right after a calibration sample.
 
     `rounds` rounds of every kernel; then top-up rounds of the kernels with fewer than
-    `clean_samples` clean samples, until none is short or the session has run `budget_s`.
+    `clean_samples` clean samples, until none is short or the rounds have run `budget_s`
+    (wall time, after the warm-up).
     """
     names = list(kernels)
     calibrations = {name: setup(device) for name, setup in CALIBRATIONS.items()}
@@ -181,6 +182,7 @@ def measure(
     started = time.perf_counter()
     with _quiet_process(threads):
         inner = {name: _batch_size(fn, target_s, device, clock) for name, fn in {**kernels, **calibrations}.items()}
+        rounds_started = time.perf_counter()
         calib: dict[str, list[tuple[float, bool]]] = {name: [] for name in calibrations}
         raw: dict[str, list[tuple[float, bool]]] = {name: [] for name in names}
         slot_of: dict[str, list[int]] = {name: [] for name in names}  # calibration slot before each sample
@@ -192,7 +194,7 @@ def measure(
         while True:
             # The first `rounds` rounds time every kernel; top-up rounds only those still short.
             todo = names if done < rounds else short_of_clean()
-            if not todo or (done >= rounds and time.perf_counter() - started > budget_s):
+            if not todo or (done >= rounds and time.perf_counter() - rounds_started > budget_s):
                 break
             for index in rng.permutation(len(todo)):
                 name = todo[index]
