@@ -14,8 +14,8 @@ the way out, so the per-(b, d, l) stages cost no extra pass over memory.
 
 Backward: one task per (batch, channel). It recomputes the states of its channel (l*n scratch
 per thread), then runs the adjoint recurrence backwards in time. Gradients shared across
-channels (B, C) or batches (A) are summed per worker and reduced afterwards, so no two threads
-write the same element. Softplus, skip and gate are differentiated in PyTorch around it.
+channels (B, C) or batches (A) are summed per range of tasks and reduced afterwards, so no two
+threads write the same element. Softplus, skip and gate are differentiated in PyTorch around it.
 """
 from __future__ import annotations
 
@@ -127,8 +127,8 @@ def _softplus_into_impl(src, dst, tmp, scratch):
 
 
 @njit(**_JIT, nogil=True, cache=True)
-def _forward_kernel(worker, first, stop, u, delta, A, B, C, D, z, bias, softplus, has_z, y, last):
-    """Tasks [first, stop) of `forward_tasks`. u, delta, y: (b, d, l); z: (b, d, l) (unused
+def _forward_kernel(part, first, stop, u, delta, A, B, C, D, z, bias, softplus, has_z, y, last):
+    """Tasks [first, stop) of b * g * tiles. u, delta, y: (b, d, l); z: (b, d, l) (unused
     without has_z); A: (d, n); B, C: (b, g, n, l); D, bias: (d,) (zeros when absent);
     last: (b, d, n). C-contiguous, one dtype."""
     b, d, length = u.shape
@@ -214,10 +214,10 @@ def _forward_kernel(worker, first, stop, u, delta, A, B, C, D, z, bias, softplus
 
 
 @njit(**_JIT, nogil=True, cache=True)
-def _backward_kernel(worker, first, stop, u, dt, A, B, C, dy, dlast, y, du, ddt, dA_parts, dB_parts, dC_parts):
+def _backward_kernel(part, first, stop, u, dt, A, B, C, dy, dlast, y, du, ddt, dA_parts, dB_parts, dC_parts):
     """Channels [first, stop) of b*d: the reverse-time scan of the core recurrence (dt given, no
     skip or gate). dy: gradient of y; dlast: of the last state (zeros when unused). Writes y
-    (recomputed), du, ddt: (b, d, l) and adds this worker's sums into *_parts[worker]."""
+    (recomputed), du, ddt: (b, d, l) and adds this range's sums into *_parts[part]."""
     b, d, length = u.shape
     g, n = B.shape[1], A.shape[1]
     per_group = d // g
@@ -244,13 +244,13 @@ def _backward_kernel(worker, first, stop, u, dt, A, B, C, dy, dlast, y, du, ddt,
             ddt_t = 0.0
             for i in range(n):
                 h[i] += g_out * C[bi, gi, i, t]  # h = dL/dx_t
-                dC_parts[worker, bi, gi, i, t] += g_out * states[t, i]
+                dC_parts[part, bi, gi, i, t] += g_out * states[t, i]
                 decay = math.exp(dt_t * A[ch, i])
                 x_prev = states[t - 1, i] if t > 0 else 0.0
                 g_decay = h[i] * x_prev
                 ddt_t += g_decay * decay * A[ch, i] + h[i] * u_t * B[bi, gi, i, t]
-                dA_parts[worker, ch, i] += g_decay * decay * dt_t
-                dB_parts[worker, bi, gi, i, t] += h[i] * dt_t * u_t
+                dA_parts[part, ch, i] += g_decay * decay * dt_t
+                dB_parts[part, bi, gi, i, t] += h[i] * dt_t * u_t
                 du_t += h[i] * dt_t * B[bi, gi, i, t]
                 h[i] *= decay  # now the part of dL/dx_{t-1} that flows through x_t
             ddt[bi, ch, t] = ddt_t
@@ -262,28 +262,31 @@ def _arrays(dtype: torch.dtype, *tensors: torch.Tensor) -> list[np.ndarray]:
 
 
 @functools.cache
-def _pool(workers: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="selective-scan")
+def _pool(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="selective-scan")
 
 
-def _workers(tasks: int) -> int:
-    """As many threads as torch is allowed (so the harness's thread setting holds), <= tasks."""
-    return max(1, min(torch.get_num_threads(), tasks))
+def _parts(tasks: int) -> int:
+    """How many ranges to split `tasks` into: a few per thread torch may use (so the harness's
+    thread setting holds), so that a thread slowed by a busy neighbour takes fewer of them."""
+    threads = torch.get_num_threads()
+    return 1 if threads == 1 else max(1, min(tasks, 4 * threads))
 
 
-def _run(kernel, tasks: int, workers: int, *args) -> None:
-    """kernel(worker, first, stop, *args) over [0, tasks) split into `workers` contiguous ranges.
+def _run(kernel, tasks: int, parts: int, *args) -> None:
+    """kernel(part, first, stop, *args) over [0, tasks) split into `parts` contiguous ranges.
 
     The kernels release the GIL, so the ranges run in parallel on a thread pool.
     """
-    # Compile (or load from the disk cache) here, once: workers that each met an uncompiled
+    # Compile (or load from the disk cache) here, once: threads that each met an uncompiled
     # signature would compile it twice and race on the cache index.
     kernel.compile(tuple(numba.typeof(arg) for arg in (0, 0, tasks, *args)))
-    bounds = [tasks * w // workers for w in range(workers + 1)]
-    if workers == 1:
+    bounds = [tasks * p // parts for p in range(parts + 1)]
+    if parts == 1:
         kernel(0, 0, tasks, *args)
         return
-    futures = [_pool(workers).submit(kernel, w, bounds[w], bounds[w + 1], *args) for w in range(workers)]
+    pool = _pool(torch.get_num_threads())
+    futures = [pool.submit(kernel, p, bounds[p], bounds[p + 1], *args) for p in range(parts)]
     for future in futures:
         future.result()
 
@@ -301,7 +304,7 @@ def scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus: bool):
     y = torch.empty(b, d, length, dtype=dtype)
     last = torch.empty(b, d, A.shape[1], dtype=dtype)
     tasks = b * g * (-(-(d // g) // LANES))
-    _run(_forward_kernel, tasks, _workers(tasks),
+    _run(_forward_kernel, tasks, _parts(tasks),
          *arrays, bool(delta_softplus), z is not None, y.numpy(), last.numpy())
     return y.to(u.dtype), last
 
@@ -319,13 +322,13 @@ def scan_backward(dy, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus
     ]
     b, d, length = uc.shape
     n = A.shape[1]
-    workers = _workers(b * d)
+    parts = _parts(b * d)
     pre_dt = delta if delta_bias is None else delta + delta_bias[:, None]
     dt = F.softplus(pre_dt) if delta_softplus else pre_dt
     dy_scan = dy if zc is None else dy * F.silu(zc)  # gradient of the output before the gate
     y_scan, du, ddt = (torch.empty(b, d, length, dtype=dtype) for _ in range(3))
-    dA, dB, dC = (torch.zeros(workers, *shape, dtype=dtype) for shape in ((d, n), B.shape, C.shape))
-    _run(_backward_kernel, b * d, workers,
+    dA, dB, dC = (torch.zeros(parts, *shape, dtype=dtype) for shape in ((d, n), B.shape, C.shape))
+    _run(_backward_kernel, b * d, parts,
          *_arrays(dtype, uc, dt, A, B, C, dy_scan, dlast if dlast is not None else uc.new_zeros(b, d, n)),
          y_scan.numpy(), du.numpy(), ddt.numpy(), dA.numpy(), dB.numpy(), dC.numpy())
     dD = (dy_scan * uc).sum((0, 2)) if D is not None else uc.new_empty(0)
