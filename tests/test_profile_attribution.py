@@ -58,10 +58,10 @@ def test_a_split_operator_outside_every_module_stays_unattributed():
     assert dict(rep.host_us) == {UNATTRIBUTED: 10}
 
 
-def test_central_drops_a_quarter_of_the_repeats_at_each_end():
-    reps = [SimpleNamespace(wall_us=w) for w in (5, 1, 100, 2, 3)]
-    assert central(reps) == [0, 3, 4]
-    assert central(reps[:2]) == [0, 1]
+def test_central_keeps_the_repeats_nearest_the_median():
+    walls = (1, 2, 3, 10, 11, 12, 2.5, 2.2, 1.5)  # a third of the calls disturbed
+    assert central([SimpleNamespace(wall_us=w) for w in walls]) == [1, 2, 6, 7, 8]
+    assert central([SimpleNamespace(wall_us=w) for w in (5, 100)]) == [0, 1]
 
 
 def test_breakdown_averages_the_central_repeats_and_still_sums_to_the_phase():

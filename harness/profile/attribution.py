@@ -130,15 +130,17 @@ class Breakdown:
 
 
 def central(repeats: Sequence[RepeatTimes]) -> list[int]:
-    """Indices of the repeats between the quartiles of phase time (n // 4 dropped at each end).
+    """Indices of the n - 2 * (n // 4) repeats whose phase time is nearest the median, in order.
 
-    A mean over these is the interquartile mean: one disturbed call (a page fault storm, another
-    process on the core) cannot move it much, and unlike a per-module median it still sums to the
-    phase time.
+    A mean over these is the breakdown of a typical call: calls disturbed by something outside
+    the phase (a page fault storm, another process taking the core — on a shared machine that can
+    be a third of all calls) are the ones left out, whether they are a few or many, while
+    unlike a per-module median the mean still sums to the phase time.
     """
-    trim = len(repeats) // 4
-    ordered = sorted(range(len(repeats)), key=lambda i: repeats[i].wall_us)
-    return sorted(ordered[trim:len(ordered) - trim])
+    keep = len(repeats) - 2 * (len(repeats) // 4)
+    median = float(np.median([rep.wall_us for rep in repeats]))
+    nearest = sorted(range(len(repeats)), key=lambda i: abs(repeats[i].wall_us - median))
+    return sorted(nearest[:keep])
 
 
 def _times(rep: RepeatTimes, device: bool) -> dict[str, float]:

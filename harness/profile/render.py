@@ -29,7 +29,7 @@ def check_line(profile: PhaseProfile) -> str:
     ref = profile.reference
     return (f"measured {ref.median:.4g} ms unprofiled (median of {len(ref.samples_ms)}); profiled "
             f"{profile.profiled_ms:.4g} ms = sum of the module rows "
-            f"(interquartile mean of {profile.breakdown.repeats}); "
+            f"(mean of the {profile.breakdown.averaged} of {profile.breakdown.repeats} calls nearest the median); "
             f"overhead {profile.overhead:+.1%} -> {verdict} (limit ±{profile.settings.faithful_within:.0%})")
 
 

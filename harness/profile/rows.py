@@ -40,7 +40,7 @@ def _figure(metric: str, value: float, source: str, note: str, n: int = 1, lo: f
 def _measurements(profile: PhaseProfile, row: dict, what: str) -> list[Measurement]:
     """latency_ms, share, [host_time_ms on CUDA], [flops, flop_rate] of one module or group row."""
     b = profile.breakdown
-    n, mean_of = b.repeats, f"interquartile mean of {b.repeats} profiled calls"
+    n, mean_of = b.repeats, f"mean of the {b.averaged} of {b.repeats} profiled calls nearest the median"
     time_source = _time_source(profile)
     out = [
         _figure("latency_ms", row["time_ms"], time_source, f"self time, {mean_of}; {what}", n,
