@@ -11,6 +11,13 @@ Counted per element of the (batch, channels, length) grid, b*d*l times:
     delta_bias       dt + bias                                                       = 1 (if bias)
     softplus         log1p(exp(dt))                                                  = 2 (if softplus)
 One multiply-add is 2 FLOPs; an exponential, logarithm or sigmoid is 1.
+
+The backward (`scan_backward_flops`, the CPU kernel's reverse-time scan) recomputes the forward
+(states and scan output; softplus but no skip or gate) and then runs the adjoint recurrence:
+    per (b, d, l, n): h += dy*C (2), dC (2), exp(dt*A) again (2), its gradient h*x_prev (1),
+                      ddt terms (6), dA (2), dB (2), du (3), h *= decay (1)              = 21
+    per (b, d, l):    D skip's dD, du and y recompute (6); z gate (10: silu, its derivative,
+                      dz); softplus's derivative (3)
 """
 from __future__ import annotations
 
@@ -42,3 +49,10 @@ def scan_flops(
         + SOFTPLUS * bool(delta_softplus)
     )
     return b * d * l * (PER_STATE_ELEMENT * n + per_step)
+
+
+def scan_backward_flops(b: int, d: int, l: int, n: int, has_z: bool, delta_softplus: bool) -> int:
+    """FLOPs of the scan's backward on u (b, d, l) with state size n (see the module docstring)."""
+    forward = scan_flops(b, d, l, n, False, False, has_delta_bias=True, delta_softplus=delta_softplus)
+    per_step = 6 + 10 * bool(has_z) + 3 * bool(delta_softplus)
+    return forward + b * d * l * (21 * n + per_step)

@@ -38,12 +38,13 @@ from torch.utils.flop_counter import register_flop_formula
 
 from models.errors import InputError
 from models.ops import scan_cpu, scan_cuda, scan_torch
-from models.ops.scan_flops import scan_flops
+from models.ops.scan_flops import scan_backward_flops, scan_flops
 
 __all__ = [
     "SCAN_SETTINGS",
     "fvcore_handles",
     "resolve_backend",
+    "scan_backward_flops",
     "scan_flops",
     "selective_scan",
     "selective_state_update",
@@ -229,20 +230,15 @@ def _traced_shape(value) -> list[int] | None:
     return None if isinstance(value.type(), torch._C.NoneType) else value.type().sizes()
 
 
-def _cpu_backward_flops(b: int, d: int, l: int, n: int, has_z: bool, delta_softplus: bool) -> int:
-    """FLOPs of the numba backward: the forward recomputed (without its output stage) plus, per
-    (b, d, l, n) element, about 13 for the adjoint step (h update, dC, the decay's exponential
-    and gradient, dA, dB, du) and per (b, d, l) the gate and softplus derivatives."""
-    forward = scan_flops(b, d, l, n, False, False, has_delta_bias=True, delta_softplus=delta_softplus)
-    per_step = 6 + (2 * n + 6) * bool(has_z) + 2 * bool(delta_softplus)
-    return forward + b * d * l * (13 * n + per_step)
+# The train-cost model imported the formula under its former private name.
+_cpu_backward_flops = scan_backward_flops
 
 
 @register_flop_formula(torch.ops.lalm.selective_scan_cpu_backward)
 def _cpu_backward_flop_formula(dy, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus, *args, out_shape=None,
                                **kwargs) -> int:
     b, d, l = u
-    return _cpu_backward_flops(b, d, l, A[1], _has(z), delta_softplus)
+    return scan_backward_flops(b, d, l, A[1], _has(z), delta_softplus)
 
 
 def _fvcore_scan(inputs: Sequence, outputs: Sequence) -> int:
