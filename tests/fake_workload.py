@@ -13,7 +13,7 @@ import time
 
 from harness.points import Point, PointResult
 
-FAULTS = {"raise": 901, "memory": 902, "hang": 903, "sigkill": 904, "cuda_oom": 905, "slow": 906}
+FAULTS = {"raise": 901, "memory": 902, "hang": 903, "sigkill": 904, "cuda_oom": 905, "slow": 906, "cuda_alloc": 907}
 SLOW_SECONDS = 0.4
 STATE_BYTES_PER_TOKEN = 4096
 MAMBA_STATE_BYTES = 65536
@@ -33,6 +33,10 @@ def _fail(kind: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     if kind == "cuda_oom":
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    if kind == "cuda_alloc":  # a real torch.OutOfMemoryError from the CUDA allocator
+        import torch
+
+        torch.empty(1 << 50, dtype=torch.uint8, device="cuda")
     if kind == "slow":  # then measures normally: gives a test time to interrupt a sweep
         time.sleep(SLOW_SECONDS)
 

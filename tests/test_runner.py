@@ -195,3 +195,15 @@ def test_a_sweep_killed_with_sigkill_resumes_to_every_point_exactly_once(tmp_pat
     assert store.load_run(run_dir).results["point_id"].nunique() >= 2
     assert main(["run", "--resume", str(run_dir), "--quiet"]) == 0
     assert_every_point_once(run_dir, suite_path)
+
+
+@pytest.mark.gpu
+def test_a_cuda_out_of_memory_is_an_oom_row_on_the_gpu_that_ran_it(tmp_path):
+    import torch
+
+    suite = fake_suite(prompt_tokens=[0, FAULTS["cuda_alloc"]])
+    run_suite(suite, tmp_path / "run", device="cuda", memory_limit_mb=0)
+    assert point_statuses(tmp_path / "run") == {0: "ok", FAULTS["cuda_alloc"]: "oom"}
+    results = store.load_run(tmp_path / "run").results
+    assert (results["device"] == "cuda").all()
+    assert results["device_name"].str.contains(torch.cuda.get_device_name(0), regex=False).all()

@@ -11,6 +11,7 @@ the store's durability and resume guarantees hold unchanged.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import time
 
@@ -74,7 +75,9 @@ class RayExecutor(Executor):
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
             try:
-                ray.init(address=run.address or None, include_dashboard=False, log_to_driver=False)
+                # Ray's own progress chatter would break the one-line errors and the progress bar.
+                ray.init(address=run.address or None, include_dashboard=False, log_to_driver=False,
+                         logging_level=logging.ERROR)
             except (ConnectionError, RuntimeError, ValueError) as err:
                 where = f"--address {run.address}" if run.address else "a local Ray cluster"
                 raise UserError(f"{where}: cannot start or reach Ray: {(str(err).splitlines() or [''])[0]}") from None
