@@ -62,16 +62,16 @@ def test_every_kernel_sample_follows_its_own_calibration_sample():
     assert len(session.calibration_s["matmul"]) == len(session.calibration_s["copy"]) == 8
 
 
-def test_top_up_rounds_stop_at_the_budget_for_kernels_short_of_clean_samples(monkeypatch):
-    """With every sample preempted, no kernel ever has enough clean ones: the budget ends it."""
+def test_rounds_go_on_while_a_kernel_is_short_of_clean_samples_until_the_budget(monkeypatch):
+    """Every sample preempted: no kernel ever has enough clean ones, so the budget ends the session."""
     monkeypatch.setattr(timing, "_preemptions", iter(range(10**6)).__next__)
-    session = measure(_cheap_kernels(), CPU, rounds=2, clean_samples=5, budget_s=1.0, target_s=1e-4, threads=1)
+    session = measure(_cheap_kernels(), CPU, rounds=2, clean_samples=5, budget_s=0.5, target_s=1e-4, threads=1)
     assert session.rounds > 2
     assert not any(s.clean.any() for s in session.kernels.values())
 
 
-def test_top_up_rounds_only_time_the_kernels_still_short(monkeypatch):
-    """"mul" is preempted in every sample, "add" never: add stops at 3 clean samples, mul goes on."""
+def test_extra_rounds_time_every_kernel(monkeypatch):
+    """"mul" is preempted in every sample, "add" never: both are timed in every round."""
     switches = [0]
     monkeypatch.setattr(timing, "_preemptions", lambda: switches[0])
     x = torch.ones(64)
@@ -81,10 +81,17 @@ def test_top_up_rounds_only_time_the_kernels_still_short(monkeypatch):
         return x * 2
 
     kernels = {"add": lambda: x + 1, "mul": preempted_mul}
-    session = measure(kernels, CPU, rounds=2, clean_samples=3, budget_s=1.0, target_s=1e-4, threads=1)
+    session = measure(kernels, CPU, rounds=2, clean_samples=3, budget_s=0.5, target_s=1e-4, threads=1)
     add, mul = session.kernels["add"], session.kernels["mul"]
-    assert add.clean.all() and len(add.clean) == 3
-    assert not mul.clean.any() and len(mul.clean) == session.rounds > 3
+    assert session.rounds > 3
+    assert add.clean.all() and not mul.clean.any()
+    assert len(add.clean) == len(mul.clean) == session.rounds
+
+
+def test_no_extra_rounds_once_every_kernel_has_its_clean_samples(monkeypatch):
+    monkeypatch.setattr(timing, "_preemptions", lambda: 0)
+    session = measure(_cheap_kernels(), CPU, rounds=2, clean_samples=4, budget_s=30, target_s=1e-4, threads=1)
+    assert session.rounds == 4
 
 
 def test_thread_settings_are_restored():

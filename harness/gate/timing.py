@@ -15,7 +15,7 @@ load 5-9 (see docs/PERF.md, "Kernel gate"):
   getrusage) is marked unclean: its CPU time includes refilling the caches that another
   process evicted, which inflated small-op kernels (decode steps, tiny forwards) by up to
   50% and dense ones by 10%. Samples are short (1 ms) so that many run between preemptions,
-  and top-up rounds run until every kernel has `clean_samples` clean ones or `budget_s` is spent.
+  and rounds go on until every kernel has `clean_samples` clean ones or `budget_s` is spent.
 On CUDA the clock is wall time around a synchronised batch, and every sample counts as clean.
 """
 from __future__ import annotations
@@ -171,9 +171,8 @@ def measure(
 ) -> Session:
     """Time every kernel, each sample right after a calibration sample.
 
-    `rounds` rounds of every kernel; then top-up rounds of the kernels with fewer than
-    `clean_samples` clean samples, until none is short or the rounds have run `budget_s`
-    (wall time, after the warm-up).
+    At least `rounds` rounds; more while any kernel has fewer than `clean_samples` clean
+    samples, until the rounds have run `budget_s` (wall time, after the warm-up).
     """
     names = list(kernels)
     calibrations = {name: setup(device) for name, setup in CALIBRATIONS.items()}
@@ -187,17 +186,16 @@ def measure(
         raw: dict[str, list[tuple[float, bool]]] = {name: [] for name in names}
         slot_of: dict[str, list[int]] = {name: [] for name in names}  # calibration slot before each sample
 
-        def short_of_clean() -> list[str]:
-            return [name for name in names if sum(clean for _, clean in raw[name]) < clean_samples]
+        def short_of_clean() -> bool:
+            return any(sum(clean for _, clean in raw[name]) < clean_samples for name in names)
 
         done = 0
-        while True:
-            # The first `rounds` rounds time every kernel; top-up rounds only those still short.
-            todo = names if done < rounds else short_of_clean()
-            if not todo or (done >= rounds and time.perf_counter() - rounds_started > budget_s):
-                break
-            for index in rng.permutation(len(todo)):
-                name = todo[index]
+        # Every round times every kernel, also when only some are short of clean samples: a
+        # kernel timed among fewer others runs warmer (branch predictors, caches), and its
+        # samples would no longer be comparable with the baseline's.
+        while done < rounds or (short_of_clean() and time.perf_counter() - rounds_started < budget_s):
+            for index in rng.permutation(len(names)):
+                name = names[index]
                 for cal_name, fn in calibrations.items():
                     calib[cal_name].append(time_batch(fn, inner[cal_name], device, clock))
                 slot_of[name].append(len(calib["matmul"]) - 1)
