@@ -90,18 +90,23 @@ def gpus() -> list[dict[str, str]]:
 
 def device_name(device: str) -> str:
     """Name of the device a point ran on. On CUDA, the first visible GPU (a worker that owns one
-    GPU sees exactly one), with its index among the machine's GPUs when CUDA_VISIBLE_DEVICES says."""
+    GPU sees exactly one), with its index when CUDA_VISIBLE_DEVICES gives one.
+
+    torch is asked only where CUDA is already initialised (a worker that ran on the GPU): asking
+    it elsewhere would create a CUDA context, taking memory on the GPU being benchmarked.
+    """
     if device != "cuda":
         return cpu_name()
-    if "torch" in sys.modules:
-        import torch
-
-        if torch.cuda.is_available():
-            name = torch.cuda.get_device_name(torch.cuda.current_device())
-            visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-            return f"{name} (GPU {visible.split(',')[0]})" if visible else name
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
+    suffix = f" (GPU {visible})" if visible else ""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        return torch.cuda.get_device_name(torch.cuda.current_device()) + suffix
     found = gpus()
-    return found[0]["name"] if found else ""
+    if not found:
+        return ""
+    index = int(visible) if visible.isdigit() and int(visible) < len(found) else 0
+    return found[index]["name"] + suffix
 
 
 def capture() -> dict:

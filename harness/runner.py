@@ -212,13 +212,15 @@ def execute(run_dir: Path, executor: Executor, progress: Progress | None = None)
         todo = [p for p in points if p.id not in done]
         session = {"started": env.now(), "executor": suite.run.executor, "env": env.capture(), "points_run": 0}
         meta.setdefault("sessions", []).append(session)
+        meta.setdefault("started", session["started"])
+        meta["env"] = session["env"]  # the latest session's; each session keeps its own
         meta["state"] = "running"
         store.write_meta(run_dir, meta)
         git_sha = session["env"]["git_sha"]
         progress.begin(len(points), len(points) - len(todo))
         state = "interrupted"
         try:
-            for outcome in _sweep(todo, executor, skipper, suite, progress):
+            for outcome in _sweep(todo, executor, skipper, progress):
                 results, samples = tables(outcome, suite, run_id, git_sha)
                 store.write_part(run_dir, outcome.point.id, results, samples)
                 status = store.point_statuses(results)[outcome.point.id]
@@ -231,14 +233,16 @@ def execute(run_dir: Path, executor: Executor, progress: Progress | None = None)
             store.compact(run_dir)
             session["finished"] = env.now()
             meta["state"] = state
+            if state == "complete":
+                meta["finished"] = session["finished"]
             store.write_meta(run_dir, meta)
-        statuses = Counter(store.done_points(run_dir).values())
+        statuses = Counter(s for pid, s in store.done_points(run_dir).items() if pid in by_id)
         return SweepResult(run_dir, len(points), session["points_run"], statuses)
     finally:
         lock.release()
 
 
-def _sweep(todo: list[Point], executor: Executor, skipper: Skipper, suite: Suite, progress: Progress):
+def _sweep(todo: list[Point], executor: Executor, skipper: Skipper, progress: Progress):
     """Yield an Outcome per point, keeping at most `executor.slots` in flight and skipping
     points that an outcome seen so far makes pointless."""
     pending = list(todo)
