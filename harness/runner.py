@@ -265,11 +265,13 @@ def _sweep(todo: list[Point], executor: Executor, skipper: Skipper, progress: Pr
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
-    """One line per variant and size: points by status and the longest audio that ran ok."""
+    """One line per configuration (variant, size, and dtype / scan backend / mode where they vary):
+    points by status and the longest audio that ran ok."""
     statuses = store.point_statuses(results)
     points = results.drop_duplicates("point_id").set_index("point_id")
     points["point_status"] = pd.Series(statuses)
-    table = pd.crosstab([points["variant"], points["size"]], points["point_status"])
+    keys = ["variant", "size"] + [k for k in ("dtype", "requested_scan_backend", "mode") if points[k].nunique() > 1]
+    table = pd.crosstab([points[k] for k in keys], points["point_status"])
     ok = points[points["point_status"] == "ok"]
-    table["longest ok (s)"] = ok.groupby(["variant", "size"])["audio_seconds"].max()
-    return table.reset_index()
+    table["longest ok (s)"] = ok.groupby(keys)["audio_seconds"].max()
+    return table.reset_index().rename(columns={"requested_scan_backend": "scan"})

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.schema import PHASES, STATUSES
+
 NAME = "show"
 HELP = "print a run's results as a table: one line per point, one column per metric of a phase"
 
@@ -15,7 +17,7 @@ BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder (results/<run id>)")
-    parser.add_argument("--phase", default="e2e", help="phase whose metrics are shown (default: e2e)")
+    parser.add_argument("--phase", help="phase whose metrics are shown (default: e2e, else the run's last phase)")
     parser.add_argument("--metric", dest="metrics", action="append", metavar="METRIC",
                         help="metric to show (repeatable; default: every metric of the phase)")
 
@@ -30,7 +32,7 @@ def format_value(value: float, unit: str, lo: float = math.nan, hi: float = math
             scaled, step = scaled / 1024, step + 1
         return f"{scaled:.1f} {BYTE_UNITS[step]}"
     text = f"{value:.4g}" + (f" {unit}" if unit and unit != "1" else "")
-    if not (math.isnan(lo) or math.isnan(hi)):
+    if not (math.isnan(lo) or math.isnan(hi)) and lo != hi:
         text += f" ({lo:.4g}-{hi:.4g})"
     return text
 
@@ -46,7 +48,7 @@ def summary_table(results: pd.DataFrame):
         return table
     summary = summarize(results)
     for column in summary.columns:
-        table.add_column(str(column), justify="left" if column in ("variant", "size") else "right")
+        table.add_column(str(column), justify="right" if column in STATUSES or column == "longest ok (s)" else "left")
     for _, row in summary.iterrows():
         table.add_row(*[format_value(v, "s") if c == "longest ok (s)" else str(v) for c, v in row.items()])
     return table
@@ -76,16 +78,20 @@ def points_table(results: pd.DataFrame, phase: str, metrics: list[str] | None = 
     errors = results[results["error"] != ""].drop_duplicates("point_id").set_index("point_id")["error"]
     cells = rows.drop_duplicates(["point_id", "metric"]).set_index(["point_id", "metric"])
     table = Table(title=f"phase {phase}" + (f" ({', '.join(constant)})" if constant else ""))
-    for column in [POINT_KEYS[k] for k in shown] + ["status", *metrics]:
+    for column in [POINT_KEYS[k] for k in shown] + ["status"]:
         table.add_column(column)
-    table.add_column("error", no_wrap=True, max_width=100)
+    for metric in metrics:
+        table.add_column(metric, no_wrap=True)
+    show_errors = not errors.empty
+    if show_errors:
+        table.add_column("error", no_wrap=True, max_width=80)
     for point_id, point in points.iterrows():
         values = []
         for metric in metrics:
             cell = cells.loc[(point_id, metric)] if (point_id, metric) in cells.index else None
             values.append("-" if cell is None else format_value(cell["value"], cell["unit"], cell["lo"], cell["hi"]))
         keys = [f"{point[k]:g}" if k == "audio_seconds" else str(point[k]) for k in shown]
-        table.add_row(*keys, statuses[point_id], *values, errors.get(point_id, ""))
+        table.add_row(*keys, statuses[point_id], *values, *([errors.get(point_id, "")] if show_errors else []))
     return table
 
 
@@ -111,13 +117,14 @@ def run(args: argparse.Namespace) -> int:
     if run.results.empty:
         out.print("no results yet")
         return 0
-    phases = sorted(set(run.results["phase"]))
-    if args.phase not in phases:
-        raise UserError(f"--phase {args.phase}: not in this run; phases: {', '.join(phases)}")
-    known = set(run.results.loc[run.results["phase"] == args.phase, "metric"])
+    phases = [p for p in PHASES if p in set(run.results["phase"])]
+    phase = args.phase or ("e2e" if "e2e" in phases else phases[-1])
+    if phase not in phases:
+        raise UserError(f"--phase {phase}: not in this run; phases: {', '.join(phases)}")
+    known = set(run.results.loc[run.results["phase"] == phase, "metric"])
     unknown = [m for m in args.metrics or [] if m not in known]
     if unknown:
-        raise UserError(f"--metric {unknown[0]}: not measured in phase {args.phase}; metrics: {', '.join(sorted(known))}")
-    out.print(points_table(run.results, args.phase, args.metrics))
+        raise UserError(f"--metric {unknown[0]}: not measured in phase {phase}; metrics: {', '.join(sorted(known))}")
+    out.print(points_table(run.results, phase, args.metrics))
     out.print(summary_table(run.results))
     return 0
