@@ -70,7 +70,7 @@ def test_float32_backends_match_the_float64_reference(seed, backend):
     inputs = scan_inputs(**case, seed=seed)
     ref = selective_scan(**as_double(inputs), **flags, backend="reference")
     if backend == "torch":  # the vectorised fallback, reachable on CPU through the op itself
-        out = torch.ops.lalm.selective_scan(*inputs.values(), flags["delta_softplus"], flags["return_last_state"], "torch")
+        out = torch.ops.lalm.selective_scan(*inputs.values(), *flags.values(), "torch")
         out = out if flags["return_last_state"] else out[0]
     else:
         out = selective_scan(**inputs, **flags, backend=backend)

@@ -115,5 +115,6 @@ def state_update(state, u, delta, A, B, C, D, z, delta_bias, delta_softplus: boo
     dt = discretised_step(delta[..., None], delta_bias, delta_softplus)[..., 0]
     x = torch.exp(dt[..., None] * A) * state.to(dtype) + (dt * uc)[..., None] * B[:, group]
     state.copy_(x)
-    y = (x * C[:, group]).sum(-1)
-    return apply_skip_and_gate(y[..., None], uc[..., None], D, None if zc is None else zc[..., None])[..., 0].to(u.dtype)
+    y = (x * C[:, group]).sum(-1)[..., None]  # (b, d, 1): one step of the (b, d, l) output stage
+    z_step = None if zc is None else zc[..., None]
+    return apply_skip_and_gate(y, uc[..., None], D, z_step)[..., 0].to(u.dtype)

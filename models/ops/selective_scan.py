@@ -10,7 +10,7 @@ Semantics and layouts are mamba-ssm's `selective_scan_fn`:
 
 Being one opaque op (instead of a Python loop over time) is what makes it fast on CPU and
 countable: `torch.utils.flop_counter.FlopCounterMode` uses the formula registered here, and
-fvcore uses `fvcore_handles()` via `FlopCountAnalysis.set_op_handles(**fvcore_handles())`.
+fvcore uses `fvcore_handles()` via `FlopCountAnalysis(...).set_op_handle(**fvcore_handles())`.
 
 FLOPs (`scan_flops`, also used by `models.analytic`): per element of the (b, d, l, n) grid
 3 for discretisation (dt*A, its exponential, (dt*u)*B), 2 for the state update (one multiply-add)
@@ -127,9 +127,6 @@ def _scan_fake(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_
 # ---------------------------------------------------------------------------------------------
 # Autograd
 
-_DIFFERENTIABLE = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
-
-
 def _setup_context(ctx, inputs, output) -> None:
     *tensors, delta_softplus, return_last_state, backend = inputs
     ctx.save_for_backward(*tensors)
@@ -162,10 +159,7 @@ def _backward(ctx, dy: Tensor, dlast: Tensor):
         if ctx.backend == "mamba-ssm" and ctx.return_last_state:
             forward = scan_torch.chunked_scan
         grads = _grads_by_recompute(forward, ctx, dy, dlast)
-    for name, grad, tensor in zip(_DIFFERENTIABLE, grads, ctx.saved_tensors):
-        if grad is not None and (grad.shape != tensor.shape or grad.dtype != tensor.dtype):
-            raise RuntimeError(f"selective_scan backward: gradient of {name} has the wrong shape or dtype")
-    return (*grads, None, None, None)
+    return (*grads, None, None, None)  # no gradients for delta_softplus, return_last_state, backend
 
 
 torch.library.register_autograd("lalm::selective_scan", _backward, setup_context=_setup_context)
