@@ -15,7 +15,7 @@ from harness.measure.flops import count_flops
 from harness.measure.phases import PhaseInputs
 from harness.profile import SUMMARY, ProfileSettings, profile_point
 from harness.profile.module_flops import module_flops
-from harness.profile.structure import UNATTRIBUTED, Part, component_of, kernel_of, plan
+from harness.profile.structure import ROLES, UNATTRIBUTED, Part, component_of, kernel_of, plan
 from harness.profile.tables import GROUP_PREFIX
 from models import build
 from tests.conftest import make_wave
@@ -59,6 +59,11 @@ def test_plan_follows_the_state_space_structure(models):
     assert roles["lm.model.backbone.layers.0.mixer"] == "mixer"
     assert roles["lm.model.backbone.layers.0.mixer.in_proj"] == "projection"
     assert not any(path.startswith("encoder.stem.") for path in roles)
+
+
+@pytest.mark.parametrize("variant", ["ast+llama", "dass+mamba"])
+def test_every_planned_role_is_a_known_role(models, variant):
+    assert set(_roles(models[variant]).values()) <= set(ROLES)
 
 
 def test_split_operators_and_components():

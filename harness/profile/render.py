@@ -6,6 +6,7 @@ import math
 import pandas as pd
 
 from harness.profile.phase import PhaseProfile
+from harness.profile.structure import ROLE_HELP
 from harness.profile.tables import group_frame, module_frame
 
 TOP_OPERATORS = 15
@@ -35,6 +36,11 @@ def check_line(profile: PhaseProfile) -> str:
 
 def _time_label(profile: PhaseProfile) -> str:
     return "kernel ms" if profile.breakdown.device else "ms"
+
+
+def role_legend(roles: list[str]) -> str:
+    """One line per role shown: what its time is."""
+    return "\n".join(f"- {role}: {ROLE_HELP[role]}" for role in dict.fromkeys(roles))
 
 
 def group_table(profile: PhaseProfile) -> pd.DataFrame:
@@ -95,11 +101,13 @@ def _block(table: pd.DataFrame) -> str:
 def phase_text(profile: PhaseProfile, title: str) -> str:
     """Markdown for one phase: heading, check, the three tables, and the files written."""
     files = "\n".join(f"- {name}: `{path.name}`" for name, path in profile.files.items())
+    groups = group_table(profile)
     return "\n\n".join([
         f"## {profile.phase}: {title}",
         check_line(profile),
         "Where the time goes (self time summed by component and role):",
-        _block(group_table(profile)),
+        _block(groups),
+        role_legend(list(groups["role"])),
         "Modules in model order (self time, exclusive of the indented modules below each):",
         _block(module_table(profile)),
         f"Top {TOP_OPERATORS} operators by self time:",

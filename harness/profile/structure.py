@@ -23,8 +23,6 @@ from dataclasses import dataclass
 
 from torch import nn
 
-ROLES = ("frontend", "embed", "downsample", "attention", "scan", "mixer", "projection", "conv", "mlp", "norm",
-         "projector", "head", "block", "other")
 ROLE_HELP = {
     "frontend": "fbank: waveform to log-mel features",
     "embed": "token or patch embedding, DASS stem",
@@ -40,7 +38,9 @@ ROLE_HELP = {
     "head": "LM head (vocabulary logits)",
     "block": "layer and model glue: residual adds, masks, cache updates, output objects",
     "other": "inside the phase but outside every module (phase code, Python between calls)",
+    "idle": "CUDA: phase time with no kernel running (launch gaps, host-bound stretches)",
 }
+ROLES = tuple(ROLE_HELP)
 COMPONENTS = ("frontend", "encoder", "projector", "lm")
 
 # Operators split out of their module: (name fragment, child label, role). Fragments match the

@@ -21,9 +21,11 @@ GROUP_PREFIX = "group:"
 
 
 def _part(profile: PhaseProfile, row: ModuleTime) -> Part:
-    """A planned module's Part; a split-out operator's role; "other" for the phase-level rows."""
+    """A planned module's Part; a split-out operator's role; "idle" or "other" for the phase-level rows."""
     if row.path in profile.parts:
         return profile.parts[row.path]
+    if row.path == DEVICE_IDLE:
+        return Part(row.path, "idle")
     kernel = kernel_of(row.operator) if row.operator else None
     return Part(row.path, kernel[1] if kernel else "other")
 
