@@ -13,7 +13,7 @@ from harness import schema
 from harness.cli import main
 from harness.measure.flops import count_flops
 from harness.measure.phases import PhaseInputs
-from harness.profile import SUMMARY, ProfileSettings, profile_point
+from harness.profile import SUMMARY, ProfileSettings, profile_files, profile_point
 from harness.profile.module_flops import module_flops
 from harness.profile.structure import ROLES, UNATTRIBUTED, Part, component_of, kernel_of, plan
 from harness.profile.tables import GROUP_PREFIX
@@ -113,6 +113,14 @@ def test_profile_point_writes_a_trace_tables_and_a_summary(ssm_profile):
     summary = (out / SUMMARY).read_text()
     assert "## encoder" in summary and "## decode" in summary and "overhead" in summary
     assert not (out / "prefill").exists()
+
+
+def test_profile_files_carry_every_written_file_under_a_prefix(ssm_profile):
+    out, _ = ssm_profile
+    files = profile_files(out)
+    assert files["profile/" + SUMMARY] == (out / SUMMARY).read_bytes()
+    assert {"profile/encoder/trace.json", "profile/decode/modules.csv"} <= set(files)
+    assert len(files) == sum(1 for path in out.rglob("*") if path.is_file())
 
 
 def test_profile_rows_fit_the_results_table(ssm_profile):

@@ -5,6 +5,6 @@ operator tables, CUDA memory snapshots, summary.md) and returns results-table ro
 `lalm-bench profile` command and suite points with `profile = true` both use it.
 """
 from harness.profile.phase import ProfileSettings
-from harness.profile.point import SUMMARY, profile_point
+from harness.profile.point import SUMMARY, profile_files, profile_point
 
-__all__ = ["ProfileSettings", "SUMMARY", "profile_point"]
+__all__ = ["ProfileSettings", "SUMMARY", "profile_files", "profile_point"]

@@ -98,3 +98,10 @@ def profile_point(
             texts.append(phase_text(profile, title))
     (out_dir / SUMMARY).write_text(f"# Profile: {title}\n\n" + "\n\n".join(texts) + "\n")
     return rows
+
+
+def profile_files(out_dir: Path, prefix: str = "profile") -> dict[str, bytes]:
+    """Every file under `out_dir` as {"<prefix>/<relative path>": content}: the form a workload
+    hands files back in (`PointResult.files`), so they reach the run folder from any worker."""
+    return {f"{prefix}/{path.relative_to(out_dir).as_posix()}": path.read_bytes()
+            for path in sorted(out_dir.rglob("*")) if path.is_file()}
