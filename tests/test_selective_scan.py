@@ -2,6 +2,9 @@
 registrations (fake, autograd, FLOP formulas), and the Mamba LM running on it."""
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+import os
 import random
 
 import pytest
@@ -42,6 +45,16 @@ def scan_inputs(b, d, l, n, groups=0, D=True, z=True, bias=True, dtype=torch.flo
         z=rand(b, d, l) if z else None,
         delta_bias=rand(d, scale=0.1, uniform=True) if bias else None,
     )
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def as_double(inputs):
@@ -92,6 +105,24 @@ def test_cpu_kernel_across_tile_and_block_edges(b, d, l, n, groups):
     y_ref, last_ref = selective_scan(**as_double(inputs), delta_softplus=True, return_last_state=True,
                                      backend="reference")
     assert rel_err(y, y_ref) <= 1e-5 and rel_err(last, last_ref) <= 1e-5
+
+
+def _scan_in_child(inputs, expected, queue):
+    queue.put(torch.equal(selective_scan(**inputs, backend="cpu"), expected))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_cpu_kernel_runs_in_a_forked_child():
+    """A child forked after the kernel ran in the parent (whose thread pool it cannot use)."""
+    inputs = scan_inputs(1, 3 * LANES, 20, 4)
+    with torch_threads(2):
+        expected = selective_scan(**inputs, backend="cpu")
+        ctx = multiprocessing.get_context("fork")
+        queue = ctx.Queue()
+        child = ctx.Process(target=_scan_in_child, args=(inputs, expected, queue))
+        child.start()
+        child.join(timeout=60)
+    assert child.exitcode == 0 and queue.get(timeout=1)
 
 
 def test_last_state_continues_into_the_decode_step():

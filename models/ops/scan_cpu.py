@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -262,7 +263,9 @@ def _arrays(dtype: torch.dtype, *tensors: torch.Tensor) -> list[np.ndarray]:
 
 
 @functools.cache
-def _pool(threads: int) -> ThreadPoolExecutor:
+def _pool(pid: int, threads: int) -> ThreadPoolExecutor:
+    """One pool per process: a forked child inherits the parent's pool object but not its
+    threads, and would wait forever on it."""
     return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="selective-scan")
 
 
@@ -285,7 +288,7 @@ def _run(kernel, tasks: int, parts: int, *args) -> None:
     if parts == 1:
         kernel(0, 0, tasks, *args)
         return
-    pool = _pool(torch.get_num_threads())
+    pool = _pool(os.getpid(), torch.get_num_threads())
     futures = [pool.submit(kernel, p, bounds[p], bounds[p + 1], *args) for p in range(parts)]
     for future in futures:
         future.result()
