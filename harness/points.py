@@ -71,7 +71,11 @@ class PointResult:
       and optionally status, error, source, note, scan_backend, attn_backend, module, ...);
       the runner adds the point's identity, run id and environment.
     samples: raw per-repeat values, dicts with phase, metric, value and optionally unit and i.
+    files: relative path -> content, for what a point produces besides numbers (profiler traces,
+      module tables). They travel back with the result, so a point run on a Ray node lands in the
+      driver's run folder too: the store writes them under <run>/artifacts/<point_id>/.
     """
 
     rows: list[dict] = field(default_factory=list)
     samples: list[dict] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)

@@ -126,6 +126,17 @@ def _stamp(row: dict, context: dict, ident: dict) -> dict:
     return {**defaults, **row, **filled, **ident}
 
 
+def checked_files(outcome: Outcome) -> Outcome:
+    """The outcome, or an error outcome when the workload named a file outside its point's folder."""
+    try:
+        for name in outcome.files:
+            store.artifact_path(Path(), outcome.point.id, name)
+    except ValueError as err:
+        return Outcome(outcome.point, "error", error=f"the workload returned a bad file: {err}",
+                       context=outcome.context, seconds=outcome.seconds)
+    return outcome
+
+
 def tables(outcome: Outcome, suite: Suite, run_id: str, git_sha: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """An Outcome -> (results, samples) ready for the store: identity and environment stamped,
     conformed and validated. Rows the schema rejects become one `error` row per phase."""
@@ -221,7 +232,9 @@ def execute(run_dir: Path, executor: Executor, progress: Progress | None = None)
         state = "interrupted"
         try:
             for outcome in _sweep(todo, executor, skipper, progress):
+                outcome = checked_files(outcome)
                 results, samples = tables(outcome, suite, run_id, git_sha)
+                store.write_artifacts(run_dir, outcome.point.id, outcome.files)
                 store.write_part(run_dir, outcome.point.id, results, samples)
                 status = store.point_statuses(results)[outcome.point.id]
                 skipper.observe(outcome.point, status)

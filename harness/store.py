@@ -37,6 +37,7 @@ SAMPLES = "samples.parquet"
 PARTS = "parts"
 LOCK = ".lock"
 LOGS = "logs"  # worker stdout/stderr per point (kept when not empty)
+ARTIFACTS = "artifacts"  # files a point produced besides numbers, one folder per point id
 PART_KEY = "_part"  # store-internal column: which part a compacted row came from
 _RESULTS_SUFFIX = ".results.parquet"
 _SAMPLES_SUFFIX = ".samples.parquet"
@@ -176,6 +177,23 @@ def write_part(run_dir: Path, key: str, results: pd.DataFrame, samples: pd.DataF
     parts.mkdir(exist_ok=True)
     _write_parquet(parts / f"{key}{_SAMPLES_SUFFIX}", conform(samples, SAMPLE_COLUMNS))
     _write_parquet(parts / f"{key}{_RESULTS_SUFFIX}", conform(results))
+
+
+def artifact_path(run_dir: Path, point_id: str, name: str) -> Path:
+    """Where a point's file `name` (a relative path) lives; ValueError for a name that would
+    leave the point's folder."""
+    relative = Path(name)
+    if not name or relative.is_absolute() or ".." in relative.parts:
+        raise ValueError(f"artifact name {name!r} must be a relative path inside the point's folder")
+    return run_dir / ARTIFACTS / point_id / relative
+
+
+def write_artifacts(run_dir: Path, point_id: str, files: dict[str, bytes]) -> None:
+    """Write a point's files (before its rows, so rows never point at files that are not there)."""
+    for name, content in files.items():
+        path = artifact_path(run_dir, point_id, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(path, lambda f, data=content: f.write(data))
 
 
 def remove_stale_temp_files(run_dir: Path) -> None:

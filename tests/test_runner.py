@@ -64,6 +64,10 @@ def test_each_kind_of_failure_is_recorded_and_the_sweep_completes(tmp_path):
     assert run.meta["state"] == "complete"
     ok = run.results[run.results["status"] == "ok"]
     assert set(ok["host"]) != {""} and set(ok["device_name"]) != {""} and set(ok["torch_version"]) != {""}
+    # The workload's files land beside the table, under the point's id; failed points have none.
+    (ok_point,) = set(ok["point_id"])
+    assert (tmp_path / "run" / store.ARTIFACTS / ok_point / "trace" / "points.txt").read_text().startswith("dass+mamba")
+    assert [p.name for p in (tmp_path / "run" / store.ARTIFACTS).iterdir()] == [ok_point]
 
 
 def test_an_oom_skips_the_longer_and_larger_points_of_the_same_configuration(tmp_path):
@@ -112,6 +116,15 @@ def test_workload_rows_that_break_the_schema_become_error_rows():
     assert results["phase"].tolist() == ["encoder", "e2e"] and samples.empty
     empty, _ = runner.tables(Outcome(point, "ok"), suite, "run-1", "sha")
     assert empty["error"].str.contains("no rows").all()
+
+
+def test_a_file_named_outside_its_point_folder_is_an_error():
+    point = expand(fake_suite())[0]
+    for name in ("../escape.txt", "/etc/passwd", ""):
+        outcome = runner.checked_files(Outcome(point, "ok", rows=[{"phase": "e2e"}], files={name: b"x"}))
+        assert outcome.status == "error" and "bad file" in outcome.error and not outcome.files
+    fine = Outcome(point, "ok", files={"a/b.json": b"{}"})
+    assert runner.checked_files(fine) is fine
 
 
 def test_rows_get_identity_and_where_they_ran_without_losing_their_own_context():

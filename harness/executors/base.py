@@ -33,6 +33,7 @@ class Outcome:
     status: str  # "ok" when the workload returned (its rows may still carry their own statuses)
     rows: list[dict] = field(default_factory=list)
     samples: list[dict] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)  # PointResult.files
     error: str = ""
     context: dict[str, str] = field(default_factory=dict)  # where it ran: host, node, device_name, versions
     seconds: float = 0.0  # wall time of the whole point, model build included

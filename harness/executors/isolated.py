@@ -69,7 +69,7 @@ def run_point(point: Point, measure: Measure, workload: str, memory_limit_mb: in
         measure_point = load_workload(workload)
         with memory_cap(memory_limit_mb):
             result = measure_point(point, measure)
-        outcome = Outcome(point, "ok", list(result.rows), list(result.samples))
+        outcome = Outcome(point, "ok", list(result.rows), list(result.samples), dict(result.files))
     except UserError as err:
         outcome = Outcome(point, "error", error=str(err))
     except Exception as exc:  # noqa: BLE001 - any failure of the workload is a result
