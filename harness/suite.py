@@ -172,6 +172,9 @@ class Measure(_Strict):
     prompt_tokens: PromptTokens = 8
     new_tokens: NewTokens = 8
     seed: int = 0
+    # Also profile each point's phases (torch.profiler): the workload hands back the profile
+    # files with the rows, and the store keeps them under <run>/artifacts/<point_id>/.
+    profile: bool = False
 
     @model_validator(mode="after")
     def _check_repeats(self) -> Measure:
