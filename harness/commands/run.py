@@ -24,12 +24,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="finish a run: only points without rows run")
     parser.add_argument("--executor", choices=("local", "ray"), help="same as --set run.executor=...")
     parser.add_argument("--address", help="Ray cluster address (with --executor ray); default: a local cluster")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile each point (same as --set measure.profile=true); files under artifacts/")
     parser.add_argument("--quiet", action="store_true", help="no progress display, only the summary")
 
 
 def _flag_overrides(args: argparse.Namespace) -> list[str]:
     flags = [("run.device", args.device), ("run.executor", args.executor), ("run.address", args.address)]
-    return list(args.overrides) + [f'{key}="{value}"' for key, value in flags if value is not None]
+    profile = ["measure.profile=true"] if args.profile else []
+    return list(args.overrides) + [f'{key}="{value}"' for key, value in flags if value is not None] + profile
 
 
 def _resume_suite(run_dir: Path, suite_ref: str | None, overrides: list[str]):
