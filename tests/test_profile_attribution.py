@@ -3,12 +3,15 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from harness.profile.attribution import DEVICE_IDLE, breakdown, central, phase_events, repeat_times
+from harness.measure.timing import Timing
+from harness.profile.attribution import DEVICE_IDLE, Breakdown, breakdown, central, phase_events, repeat_times
+from harness.profile.phase import PhaseProfile, ProfileSettings
 from harness.profile.ranges import ModuleRanges
 from harness.profile.structure import UNATTRIBUTED, Part
 
@@ -134,3 +137,13 @@ def test_ranges_close_when_a_module_raises_and_hooks_come_off():
         outer(torch.zeros(1, 2))
     assert ranges.current == ""
     assert not outer._forward_pre_hooks and not outer[1]._forward_hooks
+
+
+@pytest.mark.parametrize("profiled_us, faithful", [(1090.0, True), (910.0, True), (1150.0, False), (800.0, False)])
+def test_the_sum_to_phase_check_compares_profiled_and_unprofiled_time(profiled_us, faithful):
+    reference = Timing(samples_ms=(0.9, 1.0, 1.1), warmup_runs=1, stop_reason="fixed", overhead_ms=0.0,
+                       source="perf_counter")
+    profile = PhaseProfile("encoder", torch.device("cpu"), {}, Breakdown([], profiled_us, 3, 3, False), reference,
+                           pd.DataFrame(), None, ProfileSettings(faithful_within=0.10))
+    assert profile.overhead == pytest.approx(profiled_us / 1000 - 1)
+    assert profile.faithful is faithful
