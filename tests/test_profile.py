@@ -193,6 +193,7 @@ def test_cli_profile_writes_parquet_and_prints_the_breakdown(tmp_path, capsys):
     (["profile", "ssm", "--audio-seconds", "0"], "--audio-seconds must be positive"),
     (["profile", "ssm", "--batch-size", "0"], "--batch-size must be at least 1"),
     (["profile", "ssm", "--size", "huge"], "unknown size"),
+    (["profile", "ssm", "--dtype", "float8"], "--dtype 'float8'"),
 ])
 def test_cli_profile_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
     out = tmp_path / "never"
