@@ -76,7 +76,7 @@ def random_case(seed: int) -> tuple[dict, dict]:
     return dict(**shape, **opts), flags
 
 
-@pytest.mark.parametrize("seed", range(24))
+@pytest.mark.parametrize("seed", range(16))
 @pytest.mark.parametrize("backend", ["cpu", "torch"])
 def test_float32_backends_match_the_float64_reference(seed, backend):
     case, flags = random_case(seed)
@@ -139,12 +139,14 @@ def test_last_state_continues_into_the_decode_step():
 @pytest.mark.parametrize("groups", [0, 2])
 @pytest.mark.parametrize("backend", ["numba", "reference", "torch"])
 def test_gradcheck_float64(groups, backend):
-    inputs = scan_inputs(2, 4, 9, 3, groups=groups, dtype=torch.float64, seed=3, requires_grad=True)
+    inputs = scan_inputs(2, 4, 7, 3, groups=groups, dtype=torch.float64, seed=3, requires_grad=True)
 
     def scan(*tensors):
         return torch.ops.lalm.selective_scan(*tensors, True, True, backend)
 
-    assert torch.autograd.gradcheck(scan, tuple(inputs.values()))
+    # Hundreds of tiny forward passes: extra torch threads only add synchronisation.
+    with torch_threads(1):
+        assert torch.autograd.gradcheck(scan, tuple(inputs.values()))
 
 
 def test_gradcheck_float64_without_optional_inputs():
