@@ -1,0 +1,1 @@
+"""Training cost: the closed-form FLOPs of one fine-tuning step and the largest batch that fits."""
