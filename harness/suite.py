@@ -32,6 +32,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 from harness.errors import UserError
 from harness.points import POINT_FIELDS, Point
 from harness.schema import PHASES, STATUSES
+from harness.train_cost.settings import TrainSettings
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
 DEVICES = ("auto", "cpu", "cuda")
@@ -175,6 +176,7 @@ class Measure(_Strict):
     # Also profile each point's phases (torch.profiler): the workload hands back the profile
     # files with the rows, and the store keeps them under <run>/artifacts/<point_id>/.
     profile: bool = False
+    train: TrainSettings = TrainSettings()  # the train_step phase: stage, precision, max-batch search
 
     @model_validator(mode="after")
     def _check_repeats(self) -> Measure:
@@ -274,7 +276,8 @@ def _apply(raw: dict, overrides: dict[str, Any]) -> dict:
     return raw
 
 
-_SECTIONS: dict[str, type[BaseModel]] = {"": Suite, "grid": Grid, "measure": Measure, "run": RunSettings}
+_SECTIONS: dict[str, type[BaseModel]] = {"": Suite, "grid": Grid, "measure": Measure, "measure.train": TrainSettings,
+                                         "run": RunSettings}
 
 
 def _describe(err: dict) -> tuple[str, str]:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import torch
 
-from harness.measure.phases import PhaseInputs, PhaseSettings, run_phases
+from harness.measure.phases import PHASE_ORDER, PhaseInputs, PhaseSettings, run_phases
 from harness.measure.timing import TimerSettings
 from harness.points import Point, PointResult
 from harness.suite import Measure
+from harness.train_cost.workload import measure_train_step, search_max_batch
 from models import build
 from models.audio import SAMPLE_RATE
 
@@ -24,7 +25,7 @@ def phase_settings(point: Point, settings: Measure) -> PhaseSettings:
     timer = TimerSettings(warmup=settings.warmup, warmup_seconds=settings.warmup_seconds, min_runs=settings.repeats,
                           max_runs=settings.max_repeats, max_seconds=settings.max_phase_seconds,
                           target_rel_spread=settings.target_rel_spread)
-    return PhaseSettings(phases=tuple(settings.phases), timer=timer, mode=point.mode,
+    return PhaseSettings(phases=tuple(p for p in settings.phases if p in PHASE_ORDER), timer=timer, mode=point.mode,
                          memory="memory" in settings.meters, energy="energy" in settings.meters)
 
 
@@ -40,17 +41,24 @@ def inputs_for(point: Point, vocab_size: int, seed: int, device: torch.device) -
 def measure_point(point: Point, settings: Measure) -> PointResult:
     """Measure one point: every requested phase under the requested meters."""
     device = torch.device(point.device)
+    training = "train_step" in settings.phases
+    # Before this process puts a model on the device: the search's tries need its memory.
+    max_batch = search_max_batch(point, settings) if training else []
     lalm = build(point.variant, point.size, device=device, dtype=DTYPES[point.dtype],
                  scan_backend=point.scan_backend, seed=settings.seed)
     inputs = inputs_for(point, lalm.lm.vocab_size, settings.seed, device)
-    measured = run_phases(lalm, inputs, phase_settings(point, settings), device)
+    inference = phase_settings(point, settings)
+    measured = run_phases(lalm, inputs, inference, device)
+    if training:  # last: it makes the model a training one (LoRA adapters, train mode)
+        measured["train_step"] = measure_train_step(lalm, point, settings, inference.timer) + max_batch
     context = {"scan_backend": lalm.scan_backend, "attn_backend": _attention(lalm)}
     rows, samples = [], []
     for phase, measurements in measured.items():
         for m in measurements:
             if m.metric == "state_bytes" and "state" not in settings.meters:
                 continue
-            rows.append(m.to_row(phase=phase, **context))
+            train_columns = settings.train.columns() if phase == "train_step" else {}
+            rows.append(m.to_row(phase=phase, **context, **train_columns))
             samples += m.sample_rows(phase=phase)
     return PointResult(rows, samples)
 
