@@ -81,6 +81,11 @@ METRIC_UNITS: dict[str, str] = {
     "params": "1",
     "trainable_params": "1",
     "max_batch": "1",
+    # profile rows (module column set): a module's self time, its share of the phase, FLOP rate
+    "host_time_ms": "ms",
+    "share": "1",
+    "flop_rate": "FLOP/s",
+    "profile_overhead": "1",  # profiled / unprofiled phase time - 1: how faithful the breakdown is
     "accuracy": "1",
     "macro_f1": "1",
     "mAP": "1",
