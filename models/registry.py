@@ -107,10 +107,20 @@ def build(
 
 
 def _use_scan_backend(model: LALM, backend: str, device: torch.device) -> None:
+    """Route the model's scans to `backend` and record what actually runs.
+
+    'hf' changes only the Mamba LM (back to transformers' own path); DASS has no transformers
+    implementation, so its scans run as 'auto'. When encoder and LM differ, both are named.
+    """
     from models.ops.selective_scan import resolve_backend
 
-    model._scan_backend = resolve_backend(backend, device)
+    ran: dict[str, str] = {}
+    if model.spec.encoder == "dass":
+        ran["encoder"] = resolve_backend("auto" if backend == "hf" else backend, device)
     if model.spec.lm == "mamba":
         from models.ops.hf_mamba import use_scan_backend
 
         use_scan_backend(model.lm.model, backend)
+        ran["lm"] = resolve_backend(backend, device)
+    names = set(ran.values())
+    model._scan_backend = names.pop() if len(names) == 1 else ",".join(f"{k}:{v}" for k, v in ran.items())
