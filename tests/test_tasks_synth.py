@@ -94,7 +94,8 @@ def test_config_is_recorded(small_set: Path):
 
 
 @pytest.mark.parametrize("bad", [dict(timbres=2), dict(test_timbres=0), dict(voices_per_timbre=0),
-                                 dict(validation_timbres=3, test_timbres=3, timbres=6), dict(takes=0)])
+                                 dict(validation_timbres=3, test_timbres=3, timbres=6), dict(takes=0),
+                                 dict(words=("yes", "zero")), dict(words=()), dict(timbres=99)])
 def test_bad_config_is_a_user_error(bad):
     with pytest.raises(UserError):
         SynthConfig(**bad)

@@ -29,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"accents per timbre variant, each a voice (default {defaults.voices_per_timbre})")
     parser.add_argument("--takes", type=int, default=defaults.takes,
                         help=f"clips per voice and command word (default {defaults.takes})")
+    parser.add_argument("--words", default=",".join(defaults.words),
+                        help="comma-separated command words to speak (default: all ten)")
     parser.add_argument("--unknown-per-voice", type=int, default=defaults.unknown_per_voice,
                         help=f"non-command words per voice (default {defaults.unknown_per_voice})")
     parser.add_argument("--snr-db", type=float, default=defaults.snr_db,
@@ -50,7 +52,7 @@ def _summary(counts: Counter) -> str:
 
 def run(args: argparse.Namespace) -> int:
     config = SynthConfig(
-        seed=args.seed, timbres=args.timbres, voices_per_timbre=args.voices_per_timbre, takes=args.takes,
+        seed=args.seed, timbres=args.timbres, words=tuple(w.strip() for w in args.words.split(",") if w.strip()), voices_per_timbre=args.voices_per_timbre, takes=args.takes,
         unknown_per_voice=args.unknown_per_voice, snr_db=args.snr_db,
         validation_timbres=args.validation_timbres, test_timbres=args.test_timbres,
     )

@@ -15,7 +15,7 @@ from harness.errors import UserError
 from harness.tasks import TASK_NAMES
 from harness.tasks.train_run import TrainJob, already_trained, run_training
 from models import SIZES
-from models.train import StepLog, ltu_recipe
+from models.train import PROMPT_TEMPLATE, StepLog, ltu_recipe
 
 NAME = "train"
 HELP = "train an LALM on a local dataset folder (LTU-style stages) and save a checkpoint"
@@ -23,13 +23,16 @@ HELP = "train an LALM on a local dataset folder (LTU-style stages) and save a ch
 
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     """The options that define a training budget (shared with `lalm-bench accuracy`)."""
-    parser.add_argument("--steps", type=int, default=600, help="optimizer steps over all stages (default 600)")
-    parser.add_argument("--batch-size", type=int, default=32, help="clips per step (default 32)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
-    parser.add_argument("--projector-steps", type=float, default=0.1, metavar="FRACTION",
-                        help="share of the steps in stage 1, projector only (default 0.1)")
+    parser.add_argument("--steps", type=int, default=1500, help="optimizer steps over all stages (default 1500)")
+    parser.add_argument("--batch-size", type=int, default=16, help="clips per step (default 16)")
+    parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
+    parser.add_argument("--projector-steps", type=float, default=0.05, metavar="FRACTION",
+                        help="share of the steps in stage 1, projector only (default 0.05)")
     parser.add_argument("--lora", action="store_true", help="train the LM through LoRA adapters (peft) in stage 2")
-    parser.add_argument("--no-spec-augment", action="store_true", help="no time/frequency masking of the fbank")
+    parser.add_argument("--spec-augment", action="store_true",
+                        help="random time/frequency masks on the fbank (slows learning; helps longer runs)")
+    parser.add_argument("--prompt-template", default=PROMPT_TEMPLATE,
+                        help="instruction template with {question}; \\n is a newline (default: the question alone)")
     parser.add_argument("--seed", type=int, default=0, help="seed of initialisation, sampling and masking (default 0)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads (default: torch's choice; 1 is fastest on a busy machine)")
@@ -40,7 +43,8 @@ def recipe_from(args: argparse.Namespace):
     if not 0 <= args.projector_steps < 1:
         raise UserError(f"--projector-steps must be a fraction in [0, 1), got {args.projector_steps}")
     return ltu_recipe(args.steps, lr=args.lr, projector_fraction=args.projector_steps, lora=args.lora,
-                      batch_size=args.batch_size, seed=args.seed, spec_augment=not args.no_spec_augment)
+                      batch_size=args.batch_size, seed=args.seed, spec_augment=args.spec_augment,
+                      prompt_template=args.prompt_template.replace("\\n", "\n"))
 
 
 def apply_device_options(args: argparse.Namespace) -> None:

@@ -4,7 +4,7 @@ Layout (as published): `<word>/<speaker>_nohash_<n>.wav` for every word,
 `validation_list.txt` and `testing_list.txt` naming the held-out clips (everything else is
 training), and `_background_noise_/*.wav` (long noise recordings). Words other than the ten
 commands are `_unknown_`; `_silence_` clips are 1 s windows cut from the background files, as
-many per split as the average command word has, from disjoint parts of each file (first 80%
+many per split as the average command word present has, from disjoint parts of each file (first 80%
 for training, next 10% validation, last 10% test) so no noise is shared between splits.
 """
 from __future__ import annotations
@@ -105,8 +105,8 @@ def load(root: Path, split: str, seed: int = 0) -> TaskDataset:
     root = require_dir(Path(root), "Speech Commands v2")
     split = check_split(split)
     clips = _word_clips(root, split)
-    per_word = [sum(c.labels[0] == w for c in clips) for w in COMMAND_WORDS]
-    silence = _silence_clips(root, split, round(float(np.mean(per_word))), seed)
+    per_word = [n for n in (sum(c.labels[0] == w for c in clips) for w in COMMAND_WORDS) if n]
+    silence = _silence_clips(root, split, round(float(np.mean(per_word))) if per_word else 0, seed)
     return TaskDataset(
         name=NAME, task="kws", kind="classification", split=split, root=root, question=QUESTION,
         clips=tuple(clips + silence), classes=CLASSES, clip_seconds=CLIP_SECONDS,
