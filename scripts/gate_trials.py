@@ -99,21 +99,37 @@ def main() -> int:
 
 
 def summarise_noise(baseline_path: Path, records: list[Path], out: Path) -> None:
-    """Per kernel over the clean runs: the largest ratio and the largest interval lower bound."""
+    """Per kernel over the runs without a slowdown: the ratios and the largest interval lower
+    bound of the first session (before any confirmation), and how often it was too noisy to judge."""
     if not records:
         return
     baseline = load(baseline_path)
     rows: dict[str, list[tuple[float, float]]] = {}
+    noisy: dict[str, int] = {}
     for path in records:
         for v in compare_records(baseline, load(path), Thresholds()):
-            if v.comparison is not None:
+            if v.status == "noisy":
+                noisy[v.name] = noisy.get(v.name, 0) + 1
+            elif v.comparison is not None:
                 rows.setdefault(v.name, []).append((v.comparison.ratio, v.comparison.lo))
-    print("\nclean and busy runs vs baseline: ratio min/median/max, largest interval lower bound")
+    print(f"\n{len(records)} runs without a slowdown vs the baseline (first sessions):")
+    print(f"  {'kernel':28s} ratio min / median / max   largest lower bound   not judged (noisy)")
     summary = {}
-    for name, values in rows.items():
-        ratios, lows = np.array(values).T
-        summary[name] = {"ratio_min": ratios.min(), "ratio_median": float(np.median(ratios)), "ratio_max": ratios.max(), "lo_max": lows.max()}
-        print(f"  {name:28s} {ratios.min():.3f} / {np.median(ratios):.3f} / {ratios.max():.3f}   lo max {lows.max():.3f}")
+    for name in baseline.kernels:
+        judged = noisy.get(name, 0)
+        if name not in rows:
+            summary[name] = {"noisy_runs": judged}
+            print(f"  {name:28s} {'-':>26s}   {'-':>19s}   {judged:>18d}")
+            continue
+        ratios, lows = np.array(rows[name]).T
+        summary[name] = {
+            "ratio_min": ratios.min(), "ratio_median": np.median(ratios), "ratio_max": ratios.max(),
+            "lo_max": lows.max(), "noisy_runs": judged,
+        }
+        print(
+            f"  {name:28s} {ratios.min():.3f} / {np.median(ratios):.3f} / {ratios.max():.3f}"
+            f"   {lows.max():19.3f}   {judged:>18d}"
+        )
     (out / "noise.json").write_text(json.dumps(summary, indent=1, default=float) + "\n")
 
 
