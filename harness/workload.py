@@ -7,14 +7,20 @@ and the raw timing samples.
 """
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import torch
 
-from harness.measure.phases import PHASE_ORDER, PhaseInputs, PhaseSettings, run_phases
+from harness.measure.flops import measure_flops
+from harness.measure.measurement import Measurement
+from harness.measure.phases import PHASE_ORDER, PhaseInputs, PhaseSettings, context_length, run_phases
 from harness.measure.timing import TimerSettings
 from harness.points import Point, PointResult
 from harness.suite import Measure
 from harness.train_cost.workload import measure_train_step, search_max_batch
-from models import build
+from models import SIZES, build
+from models.analytic import state_bytes as analytic_state_bytes
 from models.audio import SAMPLE_RATE
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -49,6 +55,15 @@ def measure_point(point: Point, settings: Measure) -> PointResult:
     inputs = inputs_for(point, lalm.lm.vocab_size, settings.seed, device)
     inference = phase_settings(point, settings)
     measured = run_phases(lalm, inputs, inference, device)
+    if "flops" in settings.meters:
+        _add(measured, count_flops_on_meta(point, settings, inference.phases))
+    if "state" in settings.meters and "prefill" in measured:
+        measured["prefill"].append(state_bytes_analytic(lalm, point, inputs))
+    files: dict[str, bytes] = {}
+    if settings.profile and point.mode == "eager":
+        profile_rows, files = _profile(lalm, inputs, inference.phases, device)
+    else:
+        profile_rows = []
     if training:  # last: it makes the model a training one (LoRA adapters, train mode)
         measured["train_step"] = measure_train_step(lalm, point, settings, inference.timer) + max_batch
     context = {"scan_backend": lalm.scan_backend, "attn_backend": _attention(lalm)}
@@ -60,7 +75,45 @@ def measure_point(point: Point, settings: Measure) -> PointResult:
             train_columns = settings.train.columns() if phase == "train_step" else {}
             rows.append(m.to_row(phase=phase, **context, **train_columns))
             samples += m.sample_rows(phase=phase)
-    return PointResult(rows, samples)
+    rows += [{**row, **context} for row in profile_rows]
+    return PointResult(rows, samples, files)
+
+
+def _add(measured: dict[str, list[Measurement]], extra: dict[str, list[Measurement]]) -> None:
+    for phase, measurements in extra.items():
+        measured.setdefault(phase, []).extend(measurements)
+
+
+def count_flops_on_meta(point: Point, settings: Measure, phases: tuple[str, ...]) -> dict[str, list[Measurement]]:
+    """Counted and analytic FLOPs per phase, on a meta-device copy of the point's model.
+
+    On the meta device only shapes flow: the count takes well under a second at any size and
+    cannot run out of memory, so a point whose real run fails still gets its FLOPs.
+    """
+    meta = build(point.variant, point.size, device="meta", dtype=DTYPES[point.dtype],
+                 scan_backend=point.scan_backend, seed=settings.seed)
+    wave = torch.zeros(point.batch_size, round(point.audio_seconds * SAMPLE_RATE), device="meta")
+    prompt = torch.zeros(point.batch_size, point.prompt_tokens, dtype=torch.long, device="meta")
+    return measure_flops(meta, wave, prompt, phases, new_tokens=point.new_tokens)
+
+
+def state_bytes_analytic(lalm: object, point: Point, inputs: PhaseInputs) -> Measurement:
+    """The closed-form size of the prefill's cache, next to the measured `state_bytes`."""
+    preset = SIZES[point.size]
+    shape = preset.llama if lalm.spec.lm == "llama" else preset.mamba
+    context = context_length(lalm, inputs)
+    value = analytic_state_bytes(shape, point.batch_size, context, DTYPES[point.dtype])
+    return Measurement("state_bytes_analytic", float(value), "B", source="models.analytic.state_bytes",
+                       note=f"closed form after {context} positions")
+
+
+def _profile(lalm: object, inputs: PhaseInputs, phases: tuple[str, ...], device: torch.device):
+    """Profile rows (module column set) and the profile's files, handed back with the point."""
+    from harness.profile import profile_files, profile_point
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = profile_point(lalm, inputs, phases, Path(tmp), device=device)
+        return rows, profile_files(Path(tmp))
 
 
 def _attention(lalm: object) -> str:
