@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 bench: $(STAMP)
-	$(VENV)/bin/lalm-bench run quick --out results/quick
+	$(VENV)/bin/lalm-bench run quick --out results/quick --overwrite
 	$(VENV)/bin/lalm-bench report results/quick -o reports/quick
 
 # The essential tests (under ~10 minutes on 2 CPU cores). Slow and GPU tests are marked.
