@@ -1,4 +1,4 @@
-"""What one fine-tuning step of LTU / ssLAM costs to run: the stages, and one optimiser step.
+"""Fine-tuning as LTU and ssLAM do it: the training stages, and one optimiser step.
 
 Stages (`STAGES`), over the training recipe's components (`models.train`):
 - "projector": LTU's and ssLAM's stage 1; the projector alone trains, encoder and LM frozen.
@@ -89,10 +89,6 @@ def prepare(lalm: LALM, stage: Stage, recipe: Recipe, activation_checkpointing: 
     return params
 
 
-def trainable_count(lalm: LALM) -> int:
-    return sum(p.numel() for p in lalm.parameters() if p.requires_grad)
-
-
 @dataclass(frozen=True)
 class TrainBatch:
     """feats (B, T, 128) fbank; ids (B, P + L) prompt then answer; targets (B, P + L): the answer
@@ -146,7 +142,8 @@ class TrainStep:
             return contextlib.nullcontext()
         return torch.autocast(self.lalm.device.type, dtype=torch.bfloat16)
 
-    def _backward(self, batch: TrainBatch) -> torch.Tensor:
+    def forward_backward(self, batch: TrainBatch) -> torch.Tensor:
+        """Zero the gradients, forward with the loss, backward; returns the loss (detached)."""
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
             loss = teacher_forcing_loss(self.lalm, batch.feats, batch.ids, batch.targets)
@@ -155,7 +152,7 @@ class TrainStep:
 
     def __call__(self, batch: TrainBatch) -> torch.Tensor:
         """Forward, backward, clip, update; returns the loss (detached)."""
-        loss = self._backward(batch)
+        loss = self.forward_backward(batch)
         torch.nn.utils.clip_grad_norm_(self.params, self.recipe.grad_clip)
         self.optimizer.step()
         return loss
@@ -163,7 +160,7 @@ class TrainStep:
     def warm_up(self, batch: TrainBatch) -> None:
         """Forward and backward without an update, gradients dropped: one-time costs (kernel
         loading, thread pools, library workspaces) happen here, and the optimiser stays fresh."""
-        self._backward(batch)
+        self.forward_backward(batch)
         self.optimizer.zero_grad(set_to_none=True)
 
 

@@ -86,7 +86,7 @@ def _gradients(variant: str, checkpointing: bool) -> tuple[float, dict[str, torc
     step = train_step_for(lalm, "lora")
     if checkpointing:
         assert enable_activation_checkpointing(lalm) > 0
-    loss = step._backward(random_batch(lalm, 2, 0.5, 4, 4))
+    loss = step.forward_backward(random_batch(lalm, 2, 0.5, 4, 4))
     return float(loss), {name: p.grad.clone() for name, p in lalm.named_parameters() if p.requires_grad}
 
 

@@ -41,7 +41,7 @@ from harness.measure.timing import Timer, TimerSettings
 from harness.train_cost.analytic import train_step_costs
 from models.finetune import STAGES, TrainBatch, TrainStep, random_batch, train_step_for
 from models.lalm import LALM
-from models.params import LORA_TARGETS
+from models.train.recipe import LORA_TARGETS
 
 MEMORY_STEPS = 2  # the second step runs with the first step's AdamW moments resident
 WARM_UP_SECONDS = 0.5  # the shortest clip: every length up to 0.625 s pads to 64 fbank frames
@@ -82,9 +82,9 @@ class TrainStepSettings:
 
 def _conv_backward_flops(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation, transposed,
                          _output_padding, _groups, output_mask, out_shape=None, **kwargs) -> int:
-    """Each requested gradient of a convolution costs one forward of it, grouped or not: torch's
-    own formula counts the weight gradient of a grouped conv as if ungrouped (64x too much for
-    DASS's depthwise 3x3 and Mamba's depthwise conv1d)."""
+    """Each requested gradient of a convolution costs one forward of it, grouped or not. Torch's
+    own formula counts the weight gradient of a grouped conv as if it were ungrouped, i.e. the
+    group count times too much (DASS's depthwise 3x3, Mamba's depthwise conv1d)."""
     return sum(bool(m) for m in output_mask[:2]) * conv_flop_count(x_shape, w_shape, grad_out_shape, transposed)
 
 
@@ -205,7 +205,7 @@ class TrainStepRunner:
 
 
 def run_train_step(lalm: LALM, inputs: TrainInputs, settings: TrainStepSettings = TrainStepSettings(),
-                       device: str | torch.device | None = None) -> list[Measurement]:
+                   device: str | torch.device | None = None) -> list[Measurement]:
     """Measure one optimiser step of `lalm` (which this prepares for training in place: LoRA
     adapters, train mode, requires_grad — so give it a model no other phase needs afterwards).
 
