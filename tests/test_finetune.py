@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.utils.checkpoint import CheckpointError
 
 from models import VARIANTS, build
 from models.errors import InputError
 from models.finetune import STAGES, enable_activation_checkpointing, prepare, random_batch, train_step_for
 from models.params import lora_trainable
 from models.train.recipe import Recipe
-
-SSM_CHECKPOINT_BUG = pytest.mark.xfail(
-    raises=CheckpointError, strict=True,
-    reason="the selective scan's backward reads ctx.saved_tensors twice, which non-reentrant checkpointing forbids")
-
 
 def _trainable_names(lalm) -> set[str]:
     return {name for name, p in lalm.named_parameters() if p.requires_grad}
@@ -92,7 +86,7 @@ def _gradients(variant: str, checkpointing: bool) -> tuple[float, dict[str, torc
 
 @pytest.mark.parametrize("variant", [
     "ast+llama",
-    pytest.param("dass+mamba", marks=SSM_CHECKPOINT_BUG),
+    "dass+mamba",
 ])
 def test_activation_checkpointing_gives_the_same_gradients(variant):
     loss, grads = _gradients(variant, checkpointing=False)

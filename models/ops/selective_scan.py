@@ -192,7 +192,9 @@ def _cpu_backward_fake(dy, dlast, u, delta, A, B, C, D, z, delta_bias, delta_sof
 
 
 def _numba_backward(ctx, dy: Tensor, dlast: Tensor) -> list[Tensor | None]:
-    u, delta, A, B, C, D, z, delta_bias = ctx.saved_tensors
+    # ctx.saved_tensors is read once: activation checkpointing allows each unpack only once.
+    saved = ctx.saved_tensors
+    u, delta, A, B, C, D, z, delta_bias = saved
     grads = _cpu_backward_op(
         dy, dlast if ctx.return_last_state else None,
         u, delta, A, _grouped(B), _grouped(C), D, z, delta_bias, ctx.delta_softplus,
@@ -200,7 +202,7 @@ def _numba_backward(ctx, dy: Tensor, dlast: Tensor) -> list[Tensor | None]:
     grads[3], grads[4] = grads[3].reshape(B.shape), grads[4].reshape(C.shape)
     return [
         None if t is None or not needs else grad.to(t.dtype)
-        for grad, t, needs in zip(grads, ctx.saved_tensors, ctx.needs_input_grad)
+        for grad, t, needs in zip(grads, saved, ctx.needs_input_grad)
     ]
 
 
