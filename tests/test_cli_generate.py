@@ -50,10 +50,15 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
 @pytest.mark.parametrize(
     "case", ["unknown variant", "unknown size", "missing file", "empty file", "not a WAV", "float sample format"]
 )
-def test_bad_input_is_one_line_and_exit_2(tmp_path, case):
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, case):
     argv, needle = _bad_inputs(tmp_path)[case]
+    assert main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], lines
+
+
+def test_bad_input_from_the_shell_has_no_traceback(tmp_path):
+    argv, needle = _bad_inputs(tmp_path)["not a WAV"]
     proc = subprocess.run([sys.executable, "-m", "harness", *argv], capture_output=True, text=True)
     assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    assert needle in lines[0]
+    assert "Traceback" not in proc.stderr and needle in proc.stderr
