@@ -11,10 +11,11 @@ import pytest
 from harness import store
 from harness.cli import main
 from harness.errors import UserError
-from harness.report import build_report, figures
+from harness.report import build_report, figures, profile_figure
 from harness.report.synthetic import SyntheticSuite, write_run
 
-ATTRIBUTE_URLS = re.compile(r"""\b(?:src|href)\s*=\s*["']([^"']*)["']""", re.IGNORECASE)
+SOURCES = re.compile(r"""\bsrc\s*=\s*["']([^"']*)["']""", re.IGNORECASE)
+LINKS = re.compile(r"""\bhref\s*=\s*["']([^"']*)["']""", re.IGNORECASE)
 
 
 @pytest.fixture(scope="module")
@@ -25,30 +26,36 @@ def full_report(tmp_path_factory) -> Path:
 
 
 def assert_self_contained(html: str) -> int:
-    """Every src/href is an embedded PNG (none fetched from anywhere); returns how many images."""
-    urls = ATTRIBUTE_URLS.findall(html)
+    """Every src is an embedded PNG (none fetched from anywhere) and every link a relative path to
+    a file of the run (a profile summary), never to a host; returns how many images."""
+    urls = SOURCES.findall(html)
     assert all(url.startswith("data:image/png;base64,") for url in urls), [u[:40] for u in urls]
     for url in urls:
         assert base64.b64decode(url.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    for link in LINKS.findall(html):
+        assert ":" not in link and not link.startswith("/"), link
     assert not re.search(r"<(script|link|iframe)\b", html, re.IGNORECASE)
     return len(urls)
 
 
+ALL_FIGURES = {*figures.FIGURES, profile_figure.NAME}
+
+
 def test_every_figure_is_drawn_as_png_and_svg(full_report):
     folder = full_report / "figures"
-    assert {p.stem for p in folder.glob("*.png")} == set(figures.FIGURES)
-    assert {p.stem for p in folder.glob("*.svg")} == set(figures.FIGURES)
+    assert {p.stem for p in folder.glob("*.png")} == ALL_FIGURES
+    assert {p.stem for p in folder.glob("*.svg")} == ALL_FIGURES
     assert all(p.stat().st_size > 10_000 for p in folder.glob("*.png"))
 
 
 def test_html_is_self_contained_and_embeds_every_figure(full_report):
     html = (full_report / "report.html").read_text()
-    assert assert_self_contained(html) == len(figures.FIGURES)
+    assert assert_self_contained(html) == len(ALL_FIGURES)
 
 
 def test_markdown_links_every_figure_and_states_the_findings(full_report):
     md = (full_report / "report.md").read_text()
-    for name in figures.FIGURES:
+    for name in ALL_FIGURES:
         assert f"(figures/{name}.png)" in md and f"(figures/{name}.svg)" in md
     assert "## Scaling exponents in audio length" in md
     # The synthetic AST encoder is quadratic in length, the DASS encoder linear.

@@ -2,7 +2,8 @@
 
 Every function takes DataFrames and returns a DataFrame or a small record; none draws or
 writes. `prepare` is applied first: it keeps whole-phase rows and adds the columns the rest
-relies on (`series`, `setting`, `context_tokens`, `workload`).
+relies on (`series`, `setting`, `context_tokens`, `workload`). Profile rows (`profiles`) get the
+same columns from `prepare_profiles` and never reach the fits, comparisons or failure tables.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from harness.report import palette, resample
+from harness.report import palette, profiles, resample
 
 # The LALMs feed 32 LM tokens per 10 s of audio (both projectors). The models pad clips to
 # whole 64-frame blocks, so for lengths that are not multiples of 0.625 s the true count is
@@ -48,18 +49,16 @@ MIN_OVERHEAD_POINTS = 4
 # --------------------------------------------------------------------------- preparation
 
 
-def prepare(results: pd.DataFrame) -> pd.DataFrame:
-    """Whole-phase rows with canonical variant names and the derived columns.
+def _annotated(results: pd.DataFrame) -> pd.DataFrame:
+    """All rows with canonical variant names and the derived columns (see `prepare`).
 
-    Adds: `setting` (the SETTING_COLUMNS that vary within a variant, plus the run id when two
-    runs measured the same point, joined by ", "; "" when nothing varies), `series`
-    (variant plus setting: one line in a figure), `context_tokens` (audio tokens + prompt)
-    and `workload` ("train" for train_step rows, "task" for task rows, else "inference").
+    Computed over whole-phase and profile rows together, so a point's series is named the
+    same in the profile figure as in every other figure.
     """
-    df = results[results["module"].fillna("") == ""].copy() if "module" in results else results.copy()
+    df = results.copy()
     df["variant"] = df["variant"].map(palette.canonical)
     varying = [c for c in SETTING_COLUMNS if c in df and not df.empty and df.groupby("variant")[c].nunique().max() > 1]
-    identity = ["variant", *varying, *SWEEP_AXES, "phase", "metric"]
+    identity = ["variant", *varying, *SWEEP_AXES, "phase", "metric", *(["module"] if "module" in df else [])]
     if df["run_id"].nunique() > 1 and df.duplicated(identity).any():
         varying.append("run_id")
     df["setting"] = df[varying].astype(str).agg(", ".join, axis=1) if varying else ""
@@ -68,7 +67,25 @@ def prepare(results: pd.DataFrame) -> pd.DataFrame:
     df["workload"] = np.select(
         [df["phase"] == "train_step", df["phase"] == "task"], ["train", "task"], default="inference"
     )
-    return df.reset_index(drop=True)
+    return df
+
+
+def prepare(results: pd.DataFrame) -> pd.DataFrame:
+    """Whole-phase rows (no profile rows) with canonical variant names and the derived columns.
+
+    Adds: `setting` (the SETTING_COLUMNS that vary within a variant, plus the run id when two
+    runs measured the same point, joined by ", "; "" when nothing varies), `series`
+    (variant plus setting: one line in a figure), `context_tokens` (audio tokens + prompt)
+    and `workload` ("train" for train_step rows, "task" for task rows, else "inference").
+    """
+    df = _annotated(results)
+    return df[~profiles.is_profile_row(df)].reset_index(drop=True)
+
+
+def prepare_profiles(results: pd.DataFrame) -> pd.DataFrame:
+    """The profile rows (`profiles.is_profile_row`) with the columns `prepare` adds."""
+    df = _annotated(results)
+    return df[profiles.is_profile_row(df)].reset_index(drop=True)
 
 
 def ok_values(df: pd.DataFrame) -> pd.DataFrame:

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.report import analysis, figures, findings, render, resample, tables
+from harness.report import analysis, figures, findings, formatting, profile_figure, profiles, render, resample, tables
 from harness.report.render import Bullets, Document, Image, Paragraph, Section, Table
-from harness.report.runs import load_runs
+from harness.report.runs import Runs, load_runs
 
 REPORTS_ROOT = Path("reports")
 
@@ -23,6 +23,15 @@ SCALING_METHOD = (
     "the fixed cost never falls that low the three longest lengths are used and the row says so. The interval "
     "resamples each point's raw samples when they were kept, else the fit's residuals. At least {points} lengths "
     "are needed."
+)
+
+PROFILES_GUIDE = (
+    "Points profiled with --profile (or measure.profile = true): module by module in their run folder, each "
+    "with a summary page (time by component and role, the module tree, the top operators per phase) and, per "
+    "phase, a trace for ui.perfetto.dev, modules.csv and operators.csv beside it. A profile is faithful when "
+    "its profiled phase time is within ±{limit} of the phase timed with nothing attached; beyond that the "
+    "instrumentation is comparable to the work and over-weights modules with many small operators. Percentages: "
+    "profiled / unprofiled − 1. These rows are never part of the fits and comparisons above."
 )
 
 
@@ -48,13 +57,30 @@ def _summary(exponents, crossovers, frontier, throughput, trade) -> Section:
     return Section("Summary", [Bullets(statements)])
 
 
+def _profiles(runs: Runs, out: Path, figure_dir: Path) -> Section | None:
+    """The profiled points, linked to their summaries, and where their time goes; None without profiles."""
+    rows = analysis.prepare_profiles(runs.results)
+    if rows.empty:
+        return None
+    checks = profiles.overheads(rows)
+    points = profiles.profiled_points(rows, runs.dirs)
+    faithful = int((checks["verdict"] == "faithful").sum())
+    blocks = [Paragraph(PROFILES_GUIDE.format(limit=formatting.percent(profiles.FAITHFUL_WITHIN))),
+              Table(tables.profiled_points(points, checks, out),
+                    f"{len(points)} profiled points; {faithful} of {len(checks)} profiled phases faithful.")]
+    saved = profile_figure.draw(rows, figure_dir)
+    if saved is not None:
+        blocks.append(Image(saved.title, saved.png, saved.svg, saved.caption))
+    return Section("Profiles", blocks)
+
+
 def build_report(run_dirs: list[str | Path], out_dir: str | Path | None = None,
                  fit_min_seconds: float | None = None) -> Path:
     """Writes the report of `run_dirs` into out_dir (default: reports/<run name>); returns out_dir."""
     runs = load_runs(run_dirs)
     out = Path(out_dir) if out_dir is not None else default_out_dir(run_dirs)
     figure_dir = out / "figures"
-    for name in figures.FIGURES:  # a figure that no longer applies must not linger from an earlier report
+    for name in [*figures.FIGURES, profile_figure.NAME]:  # a figure that no longer applies must not linger
         for suffix in (".png", ".svg"):
             (figure_dir / f"{name}{suffix}").unlink(missing_ok=True)
 
@@ -86,6 +112,7 @@ def build_report(run_dirs: list[str | Path], out_dir: str | Path | None = None,
                  "Per length sweep: the longest audio a series ran before its first failure."),
         _section("Throughput at the largest batch", throughput, tables.throughput),
         _section("Accuracy vs cost", accuracy, tables.accuracy),
+        _profiles(runs, out, figure_dir),
         _section("Failed points", tables.failures(df), lambda t: t),
         _section("Values that could not be measured", tables.unmeasured(df), lambda t: t,
                  "These rows ran but their metric is NaN; the reason is the one the meter gave."),

@@ -82,10 +82,12 @@ class SavedFigure:
 # --------------------------------------------------------------------------- drawing helpers
 
 
-def _panels(count: int) -> tuple[Figure, list[Axes]]:
-    columns = min(count, MAX_COLUMNS)
+def panel_grid(count: int, size: tuple[float, float] = PANEL_SIZE,
+               columns: int = MAX_COLUMNS) -> tuple[Figure, list[Axes]]:
+    """A figure of `count` panels of `size` inches, at most `columns` to a row."""
+    columns = min(count, columns)
     rows = math.ceil(count / columns)
-    figure = Figure(figsize=(PANEL_SIZE[0] * columns, PANEL_SIZE[1] * rows + 0.5), layout="constrained")
+    figure = Figure(figsize=(size[0] * columns, size[1] * rows + 0.5), layout="constrained")
     axes = list(figure.subplots(rows, columns, squeeze=False).flat)
     for extra in axes[count:]:
         extra.set_visible(False)
@@ -254,7 +256,7 @@ def _metric_vs(
     candidates = (df if phases is None else df[df["phase"].isin(phases)]) if failures_of_any_metric else rows
     failures = analysis.at_fixed(analysis.failed(candidates), fixed)
     panel_phases = _ordered_phases(measured["phase"])
-    figure, axes = _panels(len(panel_phases))
+    figure, axes = panel_grid(len(panel_phases))
     for ax, phase in zip(axes, panel_phases):
         in_phase = measured[measured["phase"] == phase]
         factor, label = formatting.axis_label(metrics[0], in_phase["unit"].iloc[0], in_phase["value"].max(), y_name)
@@ -333,7 +335,7 @@ def throughput_vs_batch(df: pd.DataFrame) -> Drawn | None:
     measured, fixed = analysis.sweep_slice(measured, ("batch_size",))
     failures = analysis.at_fixed(analysis.failed(rows), fixed)
     phases = _ordered_phases(measured["phase"])
-    figure, axes = _panels(len(phases))
+    figure, axes = panel_grid(len(phases))
     for ax, phase in zip(axes, phases):
         in_phase = measured[measured["phase"] == phase]
         unit = in_phase["unit"].iloc[0]
@@ -402,7 +404,7 @@ def ratio_vs_length(df: pd.DataFrame) -> Drawn | None:
     if ratios.empty:
         return None
     panels = _ratio_panels(ratios)
-    figure, axes = _panels(len(panels))
+    figure, axes = panel_grid(len(panels))
     settings = sorted(df["setting"].unique())
     for ax, (metric, phase) in zip(axes, panels):
         in_panel = ratios[(ratios["metric"] == metric) & (ratios["phase"] == phase)]
@@ -426,7 +428,7 @@ def accuracy_vs_cost(df: pd.DataFrame) -> Drawn | None:
     if table.empty:
         return None
     groups = list(table.groupby(["dataset", "metric"], sort=True))
-    figure, axes = _panels(len(groups))
+    figure, axes = panel_grid(len(groups))
     settings = sorted(df["setting"].unique())
     for ax, ((dataset, metric), group) in zip(axes, groups):
         styled = _styled(group, settings)
@@ -466,7 +468,7 @@ def train_step(df: pd.DataFrame) -> Drawn | None:
                 panels.append((metric, x, label))
     if not panels:
         return None
-    figure, axes = _panels(len(panels))
+    figure, axes = panel_grid(len(panels))
     notes = []
     for ax, (metric, x, label) in zip(axes, panels):
         selected = analysis.select(rows, metric)
@@ -518,20 +520,24 @@ FIGURES: dict[str, tuple[str, Callable[[pd.DataFrame], Drawn | None]]] = {
 }
 
 
+def save(drawn: Drawn, name: str, title: str, out_dir: Path) -> SavedFigure:
+    """Writes a drawn figure as out_dir/<name>.png and .svg."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
+    drawn.figure.savefig(png)
+    # The layout is in figure coordinates and points, so the one made for the PNG holds
+    # for the SVG too; making it again would double the cost of the figure.
+    drawn.figure.set_layout_engine("none")
+    drawn.figure.savefig(svg)
+    return SavedFigure(name, title, drawn.caption, png, svg)
+
+
 def draw_all(df: pd.DataFrame, out_dir: Path) -> list[SavedFigure]:
     """Draws every figure the prepared table supports into out_dir as <name>.png and <name>.svg."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     saved = []
     with matplotlib.rc_context(STYLE):
         for name, (title, draw) in FIGURES.items():
             drawn = draw(df)
-            if drawn is None:
-                continue
-            png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
-            drawn.figure.savefig(png)
-            # The layout is in figure coordinates and points, so the one made for the PNG holds
-            # for the SVG too; making it again would double the cost of the figure.
-            drawn.figure.set_layout_engine("none")
-            drawn.figure.savefig(svg)
-            saved.append(SavedFigure(name, title, drawn.caption, png, svg))
+            if drawn is not None:
+                saved.append(save(drawn, name, title, out_dir))
     return saved

@@ -94,6 +94,11 @@ def fixed_interval(low: float, high: float, decimals: int = 2) -> str:
     return f"[{fixed(low, decimals)}, {fixed(high, decimals)}]"
 
 
+def percent(share: float) -> str:
+    """A share as a percentage: 0.1 -> '10 %', 0.025 -> '2.5 %'."""
+    return f"{compact(100 * share)} %"
+
+
 def seconds(value: float) -> str:
     """Audio length: '600 s', '2.5 s'."""
     return "–" if value is None or not math.isfinite(value) else f"{compact(value)} s"

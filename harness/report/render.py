@@ -1,12 +1,16 @@
 """A report as a list of sections of blocks, and its two renderings: Markdown and self-contained HTML.
 
 The HTML embeds every image as a base64 data URI and carries its own CSS, so it opens from
-a mail attachment or an air-gapped machine with nothing else beside it.
+a mail attachment or an air-gapped machine with nothing else beside it. The one kind of link it
+holds, to files of the run (profile summaries), is relative and works where the report still
+sits beside its run folders.
 """
 from __future__ import annotations
 
 import base64
 import html
+import os
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,8 +28,28 @@ class Bullets:
 
 
 @dataclass(frozen=True)
+class Link:
+    """A table cell linking to a file beside the report: `href` is a relative URL (already quoted)."""
+
+    text: str
+    href: str
+
+
+def relative_href(target: Path, base: Path) -> str:
+    """The URL of file `target` relative to folder `base` (the report's), quoted for Markdown and HTML.
+
+    Falls back to an absolute file URL where no relative path exists (another drive on Windows).
+    """
+    try:
+        relative = Path(os.path.relpath(target.resolve(), base.resolve())).as_posix()
+    except ValueError:
+        return target.resolve().as_uri()
+    return urllib.parse.quote(relative)
+
+
+@dataclass(frozen=True)
 class Table:
-    """A table of already formatted strings; `caption` says what its numbers are."""
+    """A table of already formatted strings (or Links); `caption` says what its numbers are."""
 
     frame: pd.DataFrame
     caption: str = ""
@@ -60,6 +84,8 @@ class Document:
 
 
 def _md_cell(value: object) -> str:
+    if isinstance(value, Link):
+        return f"[{_md_cell(value.text)}]({value.href})"
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
@@ -110,10 +136,16 @@ figcaption, .caption { font-size: .9em; color: #444; }
 """
 
 
+def _html_cell(value: object) -> str:
+    if isinstance(value, Link):
+        return f'<a href="{html.escape(value.href)}">{html.escape(value.text)}</a>'
+    return html.escape(str(value))
+
+
 def _html_table(frame: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+        "<tr>" + "".join(f"<td>{_html_cell(v)}</td>" for v in row) + "</tr>"
         for row in frame.itertuples(index=False)
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

@@ -18,12 +18,14 @@ class Runs:
     samples: schema.SAMPLE_COLUMNS (run_id, point_id, phase, metric, i, value, unit).
     metas: run_id -> run.json.
     names: the run folders' names, in the order given.
+    dirs: run_id -> the run's folder (for files a report links to, such as profiles).
     """
 
     results: pd.DataFrame
     samples: pd.DataFrame
     metas: dict[str, dict] = field(default_factory=dict)
     names: list[str] = field(default_factory=list)
+    dirs: dict[str, Path] = field(default_factory=dict)
 
 
 def load_run(run_dir: str | Path) -> store.Run:
@@ -46,13 +48,14 @@ def load_runs(run_dirs: list[str | Path]) -> Runs:
     """Several run folders -> one Runs. Two folders holding the same run id are refused."""
     if not run_dirs:
         raise UserError("no run folder given")
-    results, samples, metas = [], [], {}
+    results, samples, metas, dirs = [], [], {}, {}
     for run_dir in run_dirs:
         run = load_run(run_dir)
         run_id = str(run.meta.get("run_id") or run.results["run_id"].iloc[0])
         if run_id in metas:
             raise UserError(f"run folder {run_dir} holds run {run_id!r} a second time")
         metas[run_id] = run.meta
+        dirs[run_id] = Path(run_dir)
         # One id per run, whatever its rows say, so runs never mix in a report.
         results.append(run.results.assign(run_id=run_id))
         samples.append(run.samples.assign(run_id=run_id))
@@ -61,4 +64,5 @@ def load_runs(run_dirs: list[str | Path]) -> Runs:
         samples=pd.concat(samples, ignore_index=True),
         metas=metas,
         names=[Path(d).name for d in run_dirs],
+        dirs=dirs,
     )

@@ -4,7 +4,9 @@
 audio lengths and batch sizes, covering every phase and metric the report draws. Costs follow
 simple laws per encoder and LM (AST and LLaMA attention quadratic in length, DASS and Mamba
 linear), with multiplicative log-normal noise on the timing samples. Points at or beyond
-`oom_from[variant]` seconds fail with status "oom", as a real sweep records them.
+`oom_from[variant]` seconds fail with status "oom", as a real sweep records them. Points at
+`profile_seconds` carry profiles as a profiled run records them: module, role-group and
+overhead rows, and a summary page under artifacts/<point_id>/profile/.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from harness import schema, store
+from harness.report import profiles
 
 GIB = 2**30
 PROMPT_TOKENS = 16
@@ -35,6 +38,7 @@ class SyntheticSuite:
     noise: float = 0.05  # sigma of the log-normal noise on timing samples
     tasks: bool = True
     train: bool = True
+    profile_seconds: tuple[float, ...] = (10, 30, 300)  # lengths whose points are profiled (every batch)
     seed: int = 0
 
 
@@ -77,6 +81,34 @@ def _peak_bytes(encoder: str, lm: str, seconds: float, batch: int) -> float:
     return weights + activations + _state_bytes(lm, seconds, batch)
 
 
+# Self time of each role of a profiled phase, from the same laws as the phase timings: polynomial
+# coefficients (constant, linear, quadratic) in s = seconds / 10 for fbank and encoder, in the
+# context length for the LM phases. (phase, encoder or LM) -> role -> coefficients.
+_ROLE_LAWS = {
+    ("fbank", None): {"frontend": (0.17, 0.34), "other": (0.03, 0.06)},
+    ("encoder", "ast"): {"attention": (0, 0, 4.0), "mlp": (0, 1.1), "projection": (0, 0.9), "embed": (1.0,),
+                         "norm": (0.6,), "block": (1.2,), "other": (0.2,)},
+    ("encoder", "dass"): {"scan": (0, 2.2), "mixer": (0, 1.6), "mlp": (0, 1.2), "projection": (0, 0.6),
+                          "conv": (0, 0.4), "embed": (1.0,), "downsample": (0.8,), "norm": (0.4,), "block": (0.6,),
+                          "other": (0.2,)},
+    ("prefill", "llama"): {"attention": (0, 0.01, 4e-5), "mlp": (0, 0.022), "projection": (0, 0.014),
+                           "norm": (0, 0.004), "projector": (0.4,), "head": (1.0,), "block": (0.4,), "other": (0.2,)},
+    ("prefill", "mamba"): {"scan": (0, 0.02), "mixer": (0, 0.02), "projection": (0, 0.03), "norm": (0, 0.01),
+                           "projector": (0.4,), "head": (1.0,), "block": (0.4,), "other": (0.2,)},
+    ("decode", "llama"): {"attention": (1.0, 0.004), "mlp": (3.6,), "projection": (2.4,), "head": (1.6,),
+                          "norm": (0.6,), "block": (0.6,), "other": (0.2,)},
+    ("decode", "mamba"): {"scan": (2.8,), "mixer": (3.0,), "projection": (3.4,), "conv": (0.4,), "head": (1.6,),
+                          "norm": (0.4,), "block": (0.2,), "other": (0.2,)},
+}
+_PHASE_COMPONENT = {"fbank": "frontend", "encoder": "encoder", "prefill": "lm", "decode": "lm"}
+_PROFILE_SOURCE = "torch.profiler (CUDA kernel time)"
+
+
+def _profile_overhead(phase: str, seconds: float) -> float:
+    """Profiled / unprofiled - 1: short decode steps are distorted by the instrumentation, as on a real GPU."""
+    return 0.35 if phase == "decode" and seconds < 60 else (-0.02 if phase == "encoder" else 0.03)
+
+
 def _point_id(*parts) -> str:
     return hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()[:16]
 
@@ -89,6 +121,7 @@ class _Writer:
         self.rng = np.random.default_rng(suite.seed)
         self.rows: list[dict] = []
         self.samples: list[dict] = []
+        self.files: dict[str, dict[str, bytes]] = {}  # point id -> its artifacts
 
     def point(self, variant: str, seconds: float, batch: int) -> dict:
         encoder, lm = variant.split("+")
@@ -112,6 +145,11 @@ class _Writer:
         self.rows.append({**point, "phase": phase, "metric": metric, "value": value,
                           "unit": unit or schema.METRIC_UNITS[metric], "lo": np.nan, "hi": np.nan, "n": 1,
                           "status": "ok", "error": "", "source": "synthetic"})
+
+    def profile(self, point: dict, phase: str, module: str, metric: str, value: float, note: str = "") -> None:
+        self.rows.append({**point, "phase": phase, "module": module, "metric": metric, "value": value,
+                          "unit": schema.METRIC_UNITS[metric], "lo": np.nan, "hi": np.nan, "n": 5, "status": "ok",
+                          "error": "", "source": _PROFILE_SOURCE, "note": note})
 
     def failure(self, point: dict, phases: tuple[str, ...], status: str = "oom") -> None:
         for phase in phases:
@@ -142,6 +180,41 @@ def _inference_point(w: _Writer, variant: str, seconds: float, batch: int) -> No
     state = _state_bytes(lm, seconds, batch)
     w.value(point, "prefill", "state_bytes", state)
     w.value(point, "prefill", "state_bytes_analytic", state)
+    if seconds in w.suite.profile_seconds:
+        _profile_point(w, point, timings)
+
+
+def _phase_parts(phase: str, encoder: str, lm: str, seconds: float) -> dict[tuple[str, str], float]:
+    """(component, role) -> share of the phase's profiled time."""
+    model = None if phase == "fbank" else (encoder if phase == "encoder" else lm)
+    x = seconds / 10 if phase in ("fbank", "encoder") else _context(seconds)
+    times = {}
+    for role, coefficients in _ROLE_LAWS[phase, model].items():
+        component = role if role in ("other", "projector") else _PHASE_COMPONENT[phase]
+        times[component, role] = float(np.polynomial.polynomial.polyval(x, coefficients))
+    total = sum(times.values())
+    return {group: t / total for group, t in times.items()}
+
+
+def _profile_point(w: _Writer, point: dict, timings: dict[str, float]) -> None:
+    """Module, role-group and overhead rows of each phase, and the point's summary page."""
+    encoder, lm = point["variant"].split("+")
+    summary = [f"# Profile: {point['variant']} {point['size']}, batch {point['batch_size']} x "
+               f"{point['audio_seconds']:g} s audio (synthetic)"]
+    for phase in ("fbank", "encoder", "prefill", "decode"):
+        overhead = _profile_overhead(phase, point["audio_seconds"])
+        w.profile(point, phase, "", profiles.OVERHEAD, overhead, f"{profiles.verdict(overhead, 'ok')} (synthetic)")
+        summary.append(f"## {phase}\n\n| group | share |\n|---|---|")
+        for (component, role), share in _phase_parts(phase, encoder, lm, point["audio_seconds"]).items():
+            group = f"{profiles.GROUP_PREFIX}{component}/{role}"
+            w.profile(point, phase, group, "share", share)
+            w.profile(point, phase, group, "latency_ms", share * timings[phase])
+            # Module rows beside the group rows, summing to the phase too: two layers per role.
+            modules = ["(unattributed)"] if role == "other" else [f"{component}.layers.{i}.{role}" for i in (0, 1)]
+            for module in modules:
+                w.profile(point, phase, module, "share", share / len(modules))
+            summary.append(f"| {group} | {share:.1%} |")
+    w.files[point["point_id"]] = {"profile/summary.md": ("\n\n".join(summary) + "\n").encode()}
 
 
 def _train_points(w: _Writer, variant: str) -> None:
@@ -201,6 +274,8 @@ def write_run(run_dir: str | Path, suite: SyntheticSuite | None = None, run_id: 
                             "created": "2025-01-01T00:00:00+00:00",
                             "sessions": [{"started": "2025-01-01T00:00:00+00:00", "env": environment,
                                           "finished": "2025-01-01T01:00:00+00:00"}]})
+    for point_id, files in w.files.items():
+        store.write_artifacts(path, point_id, files)
     store.write_part(path, "synthetic", schema.conform(w.rows), pd.DataFrame(w.samples))
     store.compact(path)
     return path

@@ -1,11 +1,14 @@
 """Analysis tables -> display tables (strings with units and intervals) for the report."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
-from harness.report import analysis
+from harness.report import analysis, profiles
 from harness.report.findings import quantity_name
 from harness.report.formatting import fixed, fixed_interval, interval, number, quantity, seconds, span
+from harness.report.render import Link, relative_href
 
 ERROR_CHARS = 120  # failure messages are cut to one readable line
 
@@ -115,3 +118,29 @@ def runs(results: pd.DataFrame, metas: dict[str, dict], names: list[str]) -> pd.
             "state": meta.get("state", "–"),
         })
     return pd.DataFrame(rows)
+
+
+def _verdict(check) -> str:
+    """'faithful (-6 %)', 'distorted (+59 %)', or the status of a profile that failed."""
+    if check.verdict in ("faithful", "distorted"):
+        return f"{check.verdict} ({100 * check.overhead:+.0f} %)"
+    return check.verdict
+
+
+def profiled_points(points: pd.DataFrame, checks: pd.DataFrame, base: Path) -> pd.DataFrame:
+    """One row per profiled point: what ran, a link to its summary (relative to the report folder
+    `base`) and the overhead verdict of each profiled phase."""
+    several_runs = points["run_id"].nunique() > 1
+    verdicts = {(c.run_id, c.point_id, c.phase): _verdict(c) for c in checks.itertuples(index=False)}
+    frame = pd.DataFrame({
+        **({"run": points["run_id"]} if several_runs else {}),
+        "variant": points["series"],
+        "size": points["size"],
+        "audio": points["audio_seconds"].map(seconds),
+        "batch": points["batch_size"],
+        "profile": [Link(profiles.SUMMARY, relative_href(path, base)) if path is not None else "not in the run folder"
+                    for path in points["summary"]],
+    })
+    for phase in profiles.ordered_phases(checks["phase"]):
+        frame[phase] = [verdicts.get((r, p, phase), "–") for r, p in zip(points["run_id"], points["point_id"])]
+    return frame
