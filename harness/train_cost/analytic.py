@@ -39,7 +39,7 @@ from models import analytic
 from models.audio.fbank import NUM_MEL_BINS
 from models.lalm import ModelSpec, padded_frames
 from models.audio import SAMPLE_RATE
-from models.ops.selective_scan import _cpu_backward_flops as scan_backward_flops
+from models.ops.scan_flops import scan_backward_flops
 from models.params import LORA_TARGETS
 from models.presets import SIZES, LlamaShape, MambaShape, SizePreset
 from models.train.recipe import Stage
