@@ -25,7 +25,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     """The options that define a training budget (shared with `lalm-bench accuracy`)."""
     parser.add_argument("--steps", type=int, default=1500, help="optimizer steps over all stages (default 1500)")
     parser.add_argument("--batch-size", type=int, default=16, help="clips per step (default 16)")
-    parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
     parser.add_argument("--projector-steps", type=float, default=0.05, metavar="FRACTION",
                         help="share of the steps in stage 1, projector only (default 0.05)")
     parser.add_argument("--lora", action="store_true", help="train the LM through LoRA adapters (peft) in stage 2")

@@ -69,7 +69,7 @@ class Recipe:
         return asdict(self)
 
 
-def ltu_recipe(steps: int, lr: float = 3e-3, projector_fraction: float = 0.05, lora: bool = False, **options) -> Recipe:
+def ltu_recipe(steps: int, lr: float = 1e-3, projector_fraction: float = 0.05, lora: bool = False, **options) -> Recipe:
     """Stage 1 (projector only) for `projector_fraction` of `steps`, stage 2 (everything) for the rest."""
     if steps < 1:
         raise InputError(f"training steps must be >= 1, got {steps}")
