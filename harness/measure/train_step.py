@@ -59,7 +59,8 @@ class TrainInputs:
     seed: int = 0
 
     def batch(self, lalm: LALM) -> TrainBatch:
-        return random_batch(lalm, self.batch_size, self.audio_seconds, self.prompt_tokens, self.answer_tokens, self.seed)
+        return random_batch(lalm, self.batch_size, self.audio_seconds, self.prompt_tokens, self.answer_tokens,
+                            self.seed)
 
     def warm_up_batch(self, lalm: LALM) -> TrainBatch:
         """One clip of the shortest length, same text: runs every kernel, allocates little."""
@@ -182,8 +183,9 @@ class TrainStepRunner:
     def _flops(self, step: TrainStep, batch: TrainBatch) -> list[Measurement]:
         i = self.inputs
         stage = STAGES[self.settings.stage]
-        costs = train_step_costs(self.lalm.spec, stage, i.batch_size, i.audio_seconds, i.prompt_tokens + i.answer_tokens,
-                                 step.recipe.lora_rank, self.settings.activation_checkpointing)
+        costs = train_step_costs(self.lalm.spec, stage, i.batch_size, i.audio_seconds,
+                                 i.prompt_tokens + i.answer_tokens, step.recipe.lora_rank,
+                                 self.settings.activation_checkpointing)
         try:
             count = count_step_flops(step, batch)
         except Exception as exc:  # noqa: BLE001 - the step already ran; a counter failure is the meter's

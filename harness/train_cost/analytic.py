@@ -17,7 +17,7 @@ The backward, stated per op of the forward:
   dA, dV, dQ and dK are four products of the forward's size, plus the scores recomputed, as
   memory-efficient kernels and torch's FLOP formula for them do.
 - The selective scan: its reverse-time backward (the forward recomputed plus the adjoint
-  recurrence), as `models.ops.selective_scan` states it for its CPU kernel.
+  recurrence), `models.ops.scan_flops.scan_backward_flops`.
 - LoRA (x A) B on a frozen base: both adapter weights train (1x), and the gradient flows to
   their inputs (1x): 3x their forward.
 - Activation checkpointing (non-reentrant, torch's default early stop) recomputes, once, the
@@ -36,11 +36,10 @@ import math
 from dataclasses import dataclass
 
 from models import analytic
+from models.audio import SAMPLE_RATE
 from models.audio.fbank import NUM_MEL_BINS
 from models.lalm import ModelSpec, padded_frames
-from models.audio import SAMPLE_RATE
 from models.ops.scan_flops import scan_backward_flops
-from models.params import LORA_TARGETS
 from models.presets import SIZES, LlamaShape, MambaShape, SizePreset
 from models.train.recipe import Stage
 
@@ -119,7 +118,8 @@ def _lm_ops(lm: str, preset: SizePreset, batch: int, positions: int, lora_rank: 
     if lm == "llama":
         shape: LlamaShape | MambaShape = preset.llama
         costs = analytic.llama_flops(shape, batch, positions, logits=positions)
-        ops = [Op("lm", "attn_proj", costs["attn_proj"]), Op("lm", "attn_scores", costs["attn_scores"], kind="attention"),
+        ops = [Op("lm", "attn_proj", costs["attn_proj"]),
+               Op("lm", "attn_scores", costs["attn_scores"], kind="attention"),
                Op("lm", "mlp", costs["mlp"], recomputed=2 / 3)]  # gate, up, down: down_proj is last
     else:
         shape = preset.mamba
@@ -185,6 +185,9 @@ def train_step_costs(spec: ModelSpec, stage: Stage, batch: int, audio_seconds: f
     return {name: value for name, value in costs.items() if value}
 
 
-def train_step_flops(*args, **kwargs) -> int:
-    """Total FLOPs of one step (the arguments of `train_step_costs`)."""
-    return sum(train_step_costs(*args, **kwargs).values())
+def train_step_flops(spec: ModelSpec, stage: Stage, batch: int, audio_seconds: float, text_tokens: int,
+                     lora_rank: int = 8, activation_checkpointing: bool = False,
+                     preset: SizePreset | None = None) -> int:
+    """Total FLOPs of one step (see `train_step_costs`)."""
+    return sum(train_step_costs(spec, stage, batch, audio_seconds, text_tokens, lora_rank, activation_checkpointing,
+                                preset).values())

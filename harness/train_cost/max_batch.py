@@ -115,8 +115,8 @@ def fit_trial(point: Point, measure: Measure) -> PointResult:
     if device.type == "cuda" and train.memory_limit_mb:
         total = torch.cuda.get_device_properties(device).total_memory
         torch.cuda.set_per_process_memory_fraction(min(1.0, train.memory_limit_mb * 2**20 / total), device)
-    lalm = build(point.variant, point.size, device=device, dtype=getattr(torch, point.dtype), scan_backend=point.scan_backend,
-                 seed=measure.seed)
+    lalm = build(point.variant, point.size, device=device, dtype=getattr(torch, point.dtype),
+                 scan_backend=point.scan_backend, seed=measure.seed)
     step = train_step_for(lalm, train.stage, train.precision, train.activation_checkpointing)
     batch = TrainInputs(point.batch_size, point.audio_seconds, point.prompt_tokens, point.new_tokens,
                         measure.seed).batch(lalm)
@@ -152,14 +152,17 @@ def _search_here(point: Point, measure: Measure) -> SearchResult:
 
 def _search_in_child(point: Point, measure: Measure) -> SearchResult:
     request = json.dumps({"point": point.as_dict(), "measure": measure.model_dump(mode="json")})
-    tries = math.ceil(2 * math.log2(measure.train.max_batch_limit)) + 2
-    done = subprocess.run([sys.executable, "-m", __name__], input=request, capture_output=True, text=True,
-                          timeout=tries * (measure.train.trial_timeout_s + 60))
+    limit = measure.train.max_batch_limit
+    timeout_s = (math.ceil(2 * math.log2(limit)) + 2) * (measure.train.trial_timeout_s + 60)  # every try, with slack
+    try:
+        done = subprocess.run([sys.executable, "-m", __name__], input=request, capture_output=True, text=True,
+                              timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return SearchResult(0, (), limit, "timeout", f"the search took more than {timeout_s:g} s")
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         tail = " | ".join(done.stderr.strip().splitlines()[-3:])
-        return SearchResult(0, (), measure.train.max_batch_limit, "crash",
-                            f"search process exited with code {done.returncode}: {tail}")
+        return SearchResult(0, (), limit, "crash", f"search process exited with code {done.returncode}: {tail}")
     return SearchResult.from_json(json.loads(lines[-1]))
 
 

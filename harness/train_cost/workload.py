@@ -33,7 +33,8 @@ def step_settings(measure: Measure, timer: TimerSettings) -> TrainStepSettings:
 def measure_train_step(lalm: LALM, point: Point, measure: Measure, timer: TimerSettings) -> list[Measurement]:
     """One optimiser step of `lalm` at the point's shape, under the meters. Prepares `lalm` for
     training in place (LoRA adapters, train mode): call it after every inference phase."""
-    return run_train_step(lalm, train_inputs(point, measure.seed), step_settings(measure, timer), torch.device(point.device))
+    inputs = train_inputs(point, measure.seed)
+    return run_train_step(lalm, inputs, step_settings(measure, timer), torch.device(point.device))
 
 
 def search_max_batch(point: Point, measure: Measure) -> list[Measurement]:
