@@ -48,6 +48,9 @@ CONTEXT_COLUMNS: dict[str, str] = {
     "module": "string",  # for profile rows: the module path; "" for whole-phase rows
     "dataset": "string",  # task rows
     "checkpoint": "string",  # task rows
+    "train_stage": "string",  # train_step rows: which parameters train (projector | lora | ...)
+    "precision": "string",  # train_step rows: the precision setting (e.g. bf16 autocast on CUDA)
+    "activation_checkpointing": "string",  # train_step rows: "on" | "off"
     "device_name": "string",
     "host": "string",
     "node": "string",  # cluster node that ran the point
@@ -81,6 +84,7 @@ METRIC_UNITS: dict[str, str] = {
     "params": "1",
     "trainable_params": "1",
     "max_batch": "1",
+    "train_state_bytes": "B",  # resident between steps: weights + AdamW moments
     # profile rows (module column set): a module's self time, its share of the phase, FLOP rate
     "host_time_ms": "ms",
     "share": "1",
