@@ -17,6 +17,7 @@ import psutil
 import torch
 from pydantic import BaseModel, ValidationError
 
+from harness.env import cpu_name
 from harness.errors import UserError
 from harness.gate.kernels import KERNELS
 from harness.gate.timing import Session
@@ -92,20 +93,10 @@ def enough_clean(kernel: KernelRecord) -> bool:
     return sum(kernel.clean) >= MIN_CLEAN
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def fingerprint(device: torch.device, threads: int, clock: str) -> Fingerprint:
     """Describe this machine and software stack."""
     return Fingerprint(
-        cpu_model=_cpu_model(),
+        cpu_model=cpu_name(),
         logical_cores=os.cpu_count() or 0,
         physical_cores=psutil.cpu_count(logical=False) or 0,
         memory_gib=round(psutil.virtual_memory().total / 2**30, 1),
@@ -114,7 +105,7 @@ def fingerprint(device: torch.device, threads: int, clock: str) -> Fingerprint:
         torch=torch.__version__,
         numpy=np.__version__,
         device=device.type,
-        device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_model(),
+        device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         threads=threads,
         clock=clock,
     )
