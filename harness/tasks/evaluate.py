@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -44,7 +43,6 @@ class Evaluation:
     new_tokens: int
     batch_size: int
     seconds: float  # generation wall time (model work only, not label matching)
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -136,8 +134,3 @@ def evaluate(checkpoint: Checkpoint, dataset: TaskDataset, options: EvalOptions)
     scores.append(Score("skipped_clips", float(len(skipped)), len(clips),
                         note="; ".join(reason for _, reason in skipped[:3]) + (" ..." if len(skipped) > 3 else "")))
     return Evaluation(dataset, scores, predictions, skipped, prompt_tokens, new_tokens, options.batch_size, seconds)
-
-
-def checkpoint_label(path: Path) -> str:
-    """How the `checkpoint` column names a checkpoint: its folder, as given."""
-    return str(Path(path))
