@@ -142,3 +142,21 @@ def test_eval_bad_input_exits_2(trained, tmp_path: Path, capsys):
     assert main(["eval", str(ck), "--data", str(data), "--batch-size", "0"]) == 2
     assert main(["train", "--variant", "ast+llama", "--data", str(data), "--out", str(tmp_path / "x"),
                  "--projector-steps", "1.5"]) == 2
+
+
+def test_eval_on_a_captioning_set(trained, tmp_path: Path, monkeypatch, capsys):
+    from tests.test_tasks_adapters import clotho
+
+    monkeypatch.delenv("LALM_METEOR_JAR", raising=False)
+    monkeypatch.delenv("LALM_SPICE_JAR", raising=False)
+    _, ck = trained
+    data = clotho(tmp_path / "clotho")
+    run_dir = tmp_path / "run"
+    assert main(["eval", str(ck), "--data", str(data), "--task", "clotho", "--max-new-tokens", "4",
+                 "--out", str(run_dir)]) == 0
+    task = store.load_run(run_dir).results
+    by_metric = dict(zip(task["metric"], zip(task["status"], task["n"])))
+    assert by_metric["cider_d"] == ("ok", 1) and by_metric["spice"][0] == "skipped"
+    assert by_metric["skipped_clips"] == ("ok", 2) and set(task["dataset"]) == {"clotho_v2/test"}
+    assert set(task["audio_seconds"]) == {30.0} and set(task["new_tokens"]) == {4}
+    assert "meteor" in capsys.readouterr().out
