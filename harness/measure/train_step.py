@@ -41,7 +41,7 @@ from harness.measure.timing import Timer, TimerSettings
 from harness.train_cost.analytic import train_step_costs
 from models.finetune import STAGES, TrainBatch, TrainStep, random_batch, train_step_for
 from models.lalm import LALM
-from models.train.recipe import LORA_TARGETS
+from models.params import LORA_TARGETS
 
 MEMORY_STEPS = 2  # the second step runs with the first step's AdamW moments resident
 WARM_UP_SECONDS = 0.5  # the shortest clip: every length up to 0.625 s pads to 64 fbank frames

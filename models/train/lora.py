@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from models.errors import InputError
 from models.lalm import LALM
-from models.train.recipe import LORA_TARGETS
+from models.params import LORA_TARGETS
 
 
 def add_lora(lalm: LALM, rank: int, alpha: int) -> None:

@@ -16,8 +16,6 @@ COMPONENTS = ("encoder", "projector", "lm")
 # Response:" framing (60 byte tokens) tiny LMs trained from scratch took far longer to read the
 # audio than with the question alone (29 tokens). Any template with "{question}" can be given.
 PROMPT_TEMPLATE = "{question}\n"
-# LoRA targets per LM as in the papers: LLaMA's query/value projections, Mamba's input projection.
-LORA_TARGETS = {"llama": ("q_proj", "v_proj"), "mamba": ("in_proj",)}
 
 
 def format_prompt(question: str, template: str = PROMPT_TEMPLATE) -> str:
