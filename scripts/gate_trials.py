@@ -6,7 +6,9 @@ Runs `lalm-bench gate` in a fresh process each time, against one baseline:
   2. --runs clean runs: each must PASS (exit 0);
   3. --runs clean runs while a busy loop occupies one core: each must PASS.
 Then prints the tally and, from the saved records, every kernel's largest ratio and largest
-interval lower bound over the clean runs (the measured noise the thresholds must clear).
+interval lower bound over the clean runs (the measured noise the thresholds must clear), and
+how each kernel's raw time followed the two calibrations from run to run: the fitted copy
+weight beside the one the registry declares (`Kernel.copy_weight`).
 
     python scripts/gate_trials.py                       # against results/baselines/kernels-cpu.json
     python scripts/gate_trials.py --record-baseline     # first record a fresh baseline here
@@ -94,6 +96,8 @@ def main() -> int:
     print(f"clean runs passed:        {sum(tally['clean'])}/{args.runs}")
     print(f"busy-core runs passed:    {sum(tally['busy'])}/{args.runs}")
     summarise_noise(args.baseline, sorted(out.glob("clean-*.json")) + sorted(out.glob("busy-*.json")), out)
+    slowed = {path: kernels[int(path.stem.split("-")[1]) % len(kernels)] for path in out.glob("slowdown-*.json")}
+    fit_copy_weights(args.baseline, sorted(out.glob("*-*.json")), slowed)
     print(f"logs and records: {out}")
     return 0 if all(all(v) for v in tally.values()) else 1
 
@@ -131,6 +135,28 @@ def summarise_noise(baseline_path: Path, records: list[Path], out: Path) -> None
             f"   {lows.max():19.3f}   {judged:>18d}"
         )
     (out / "noise.json").write_text(json.dumps(summary, indent=1, default=float) + "\n")
+
+
+def fit_copy_weights(baseline_path: Path, records: list[Path], slowed: dict[Path, str]) -> None:
+    """Per kernel, regress log(raw time / matmul) on log(copy / matmul) over the runs (each
+    relative to the baseline), leaving out the runs that slowed that kernel. The slope is the
+    copy weight that would have cancelled the run-to-run drift; the correlation says how much
+    of the drift the copy explains."""
+    baseline = load(baseline_path)
+    runs = [load(path) for path in records]
+    matmul = np.log([r.calibration_ms["matmul"] / baseline.calibration_ms["matmul"] for r in runs])
+    copy = np.log([r.calibration_ms["copy"] / baseline.calibration_ms["copy"] for r in runs])
+    print(f"\ncopy weights over {len(runs)} runs (copy time {np.exp(copy.min()):.2f}-{np.exp(copy.max()):.2f}x the baseline's):")
+    print(f"  {'kernel':28s} declared   fitted   correlation")
+    for name, kernel in baseline.kernels.items():
+        keep = [i for i, path in enumerate(records) if slowed.get(path) != name and name in runs[i].kernels]
+        if len(keep) < 3:
+            continue
+        raw = np.log([runs[i].kernels[name].raw_ms_median / kernel.raw_ms_median for i in keep])
+        x, y = copy[keep] - matmul[keep], raw - matmul[keep]
+        slope = np.polyfit(x, y, 1)[0] if np.ptp(x) > 0 else float("nan")
+        corr = np.corrcoef(x, y)[0, 1] if np.ptp(x) > 0 and np.ptp(y) > 0 else float("nan")
+        print(f"  {name:28s} {kernel.copy_weight:8.2f} {slope:8.2f} {corr:13.2f}")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ def fingerprint(**changes) -> Fingerprint:
     return Fingerprint(**{**fields, **changes})
 
 
-def record(slowdown: dict[str, float] | None = None, seed: int = 0, samples: int = 40, clean: bool = True, **machine) -> GateRecord:
+def record(slowdown: dict[str, float] | None = None, seed: int = 0, samples: int = 40, clean: bool = True,
+           copy_weight: float = 0.0, **machine) -> GateRecord:
     """A synthetic record: each kernel's normalised samples ~ lognormal(0, 5%) x its slowdown."""
     rng = np.random.default_rng(seed)
     kernels = {}
@@ -45,6 +46,7 @@ def record(slowdown: dict[str, float] | None = None, seed: int = 0, samples: int
         kernels[name] = KernelRecord(
             shape="test",
             inner=1,
+            copy_weight=copy_weight,
             normalised=values.tolist(),
             clean=[clean] * samples,
             median=float(np.median(values)),
@@ -100,6 +102,12 @@ def test_a_slowdown_seen_only_in_preempted_samples_is_not_judged(tmp_path, basel
 def test_a_baseline_from_another_machine_is_flagged(tmp_path, baseline, capsys):
     assert run_gate(tmp_path, baseline, record(seed=2, cpu_model="Other CPU")) == 0
     assert "cpu_model: Test CPU -> Other CPU" in capsys.readouterr().out
+
+
+def test_a_baseline_normalised_with_another_copy_weight_exits_2(tmp_path, baseline, capsys):
+    assert run_gate(tmp_path, baseline, record(seed=2, copy_weight=0.3)) == 2
+    err = capsys.readouterr().err
+    assert "copy weight 0.0, now 0.3" in err and "--update-baseline" in err
 
 
 def test_missing_baseline_exits_2_naming_the_file(tmp_path, capsys):

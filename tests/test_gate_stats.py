@@ -39,7 +39,7 @@ def simulated_session(
     kernel = kernel_s * np.exp(speed + rng.normal(0, mismatch) + rng.normal(0, noise, samples))
     hit = rng.random(samples) < preempted
     kernel[hit] *= rng.uniform(1.3, 2.5, hit.sum())
-    unit = calibration_unit(matmul, copy, np.ones(samples, dtype=bool), np.arange(samples))
+    unit = calibration_unit(matmul, copy, np.ones(samples, dtype=bool), np.arange(samples), 0.25)
     return kernel / unit
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from harness.gate import timing
@@ -10,17 +11,17 @@ from harness.gate.timing import calibration_unit, measure, time_batch
 CPU = torch.device("cpu")
 
 
-def test_unit_is_the_weighted_geometric_mean_of_the_calibrations():
+@pytest.mark.parametrize("weight", [0.0, 0.3, 1.0])
+def test_unit_is_the_weighted_geometric_mean_of_the_calibrations(weight):
     matmul, copy = np.full(5, 1e-3), np.full(5, 16e-3)
-    unit = calibration_unit(matmul, copy, np.ones(5, dtype=bool), np.arange(5))
-    expected = 1e-3 ** (1 - timing.COPY_WEIGHT) * 16e-3**timing.COPY_WEIGHT
-    np.testing.assert_allclose(unit, expected)
+    unit = calibration_unit(matmul, copy, np.ones(5, dtype=bool), np.arange(5), weight)
+    np.testing.assert_allclose(unit, 1e-3 ** (1 - weight) * 16e-3**weight)
 
 
 def test_unit_follows_a_step_in_machine_speed():
     """The machine halves its speed halfway: units on each side follow, away from the step."""
     slow = np.r_[np.ones(20), 2 * np.ones(20)] * 1e-3
-    unit = calibration_unit(slow, slow, np.ones(40, dtype=bool), np.array([2, 37]))
+    unit = calibration_unit(slow, slow, np.ones(40, dtype=bool), np.array([2, 37]), 0.3)
     np.testing.assert_allclose(unit, [1e-3, 2e-3])
 
 
@@ -29,13 +30,13 @@ def test_unit_ignores_preempted_calibration_samples():
     matmul[4] = 50e-3  # a preempted sample right next to the kernel sample
     clean = np.ones(9, dtype=bool)
     clean[4] = False
-    unit = calibration_unit(matmul, matmul, clean, np.array([4]))
+    unit = calibration_unit(matmul, matmul, clean, np.array([4]), 0.3)
     np.testing.assert_allclose(unit, [1e-3])
 
 
 def test_unit_falls_back_to_every_slot_when_none_is_clean():
     values = np.array([1.0, 2.0, 4.0])
-    unit = calibration_unit(values, values, np.zeros(3, dtype=bool), np.array([1]))
+    unit = calibration_unit(values, values, np.zeros(3, dtype=bool), np.array([1]), 0.3)
     np.testing.assert_allclose(unit, [2.0])
 
 
@@ -60,6 +61,21 @@ def test_every_kernel_sample_follows_its_own_calibration_sample():
         assert samples.inner >= 1 and (samples.normalised > 0).all()
     # One calibration sample per kernel sample: C K C K ...
     assert len(session.calibration_s["matmul"]) == len(session.calibration_s["copy"]) == 8
+
+
+def test_each_kernel_is_divided_by_a_unit_with_its_own_copy_weight(monkeypatch):
+    """'mul' weighs the copy fully, 'add' not at all: with a copy a hundred times slower than the
+    matmul, each unit lies within the range of its own calibration's samples."""
+    slow = lambda device: lambda: sum(range(20_000))  # noqa: E731
+    fast = lambda device: lambda: None  # noqa: E731
+    monkeypatch.setattr(timing, "CALIBRATIONS", {"matmul": fast, "copy": slow})
+    session = measure(_cheap_kernels(), CPU, copy_weights={"mul": 1.0}, rounds=4, clean_samples=0, budget_s=0,
+                      target_s=1e-4, threads=1)
+    add, mul = session.kernels["add"], session.kernels["mul"]
+    assert (add.copy_weight, mul.copy_weight) == (0.0, 1.0)
+    for samples, calibration in ((add, "matmul"), (mul, "copy")):
+        seconds = session.calibration_s[calibration]
+        assert (seconds.min() <= samples.unit_s).all() and (samples.unit_s <= seconds.max()).all()
 
 
 def test_rounds_go_on_while_a_kernel_is_short_of_clean_samples_until_the_budget(monkeypatch):

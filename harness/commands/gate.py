@@ -137,6 +137,7 @@ def _measure(
     session = measure(
         kernels,
         device,
+        copy_weights={name: registry.KERNELS[name].copy_weight for name in kernels},
         rounds=settings.rounds,
         clean_samples=settings.clean_samples,
         budget_s=settings.budget_s,

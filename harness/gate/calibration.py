@@ -3,8 +3,8 @@
 A kernel's time divided by the calibration time measured next to it is (to first order)
 independent of how fast the machine is at that moment: a slower CPU, a lower clock or a
 neighbour contending for the core slows both. The matmul tracks compute speed and the copy
-(48 MiB of traffic, more than a 32 MiB L3 cache holds) tracks memory bandwidth; the unit
-weights them 3:1 (`harness.gate.timing.COPY_WEIGHT` says why).
+(48 MiB of traffic, more than a 32 MiB L3 cache holds) tracks memory bandwidth; each kernel
+weights them by how memory-bound it is (`Kernel.copy_weight` says how the weights were found).
 """
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness.errors import UserError
 from harness.gate.record import GateRecord, compared_samples, enough_clean
 from harness.gate.stats import Comparison, Thresholds, compare
 
@@ -31,7 +32,11 @@ class KernelVerdict:
 
 
 def compare_records(baseline: GateRecord, current: GateRecord, thresholds: Thresholds) -> list[KernelVerdict]:
-    """A verdict per kernel in either record: current kernels first, in measured order."""
+    """A verdict per kernel in either record: current kernels first, in measured order.
+
+    Raises UserError when a kernel's samples were normalised with different calibration units
+    (its copy weight changed since the baseline): they are not comparable.
+    """
     nan = float("nan")
     rows = []
     for seed, (name, now) in enumerate(current.kernels.items()):
@@ -39,6 +44,11 @@ def compare_records(baseline: GateRecord, current: GateRecord, thresholds: Thres
         if before is None:
             rows.append(KernelVerdict(name, now.shape, nan, now.median, len(now.normalised), None, "new"))
             continue
+        if before.copy_weight != now.copy_weight:
+            raise UserError(
+                f"kernel {name!r}: the baseline's samples were normalised with copy weight {before.copy_weight}, "
+                f"now {now.copy_weight}; record a new baseline with `lalm-bench gate --update-baseline`"
+            )
         clean_only = enough_clean(before) and enough_clean(now)
         base, curr = compared_samples(before, clean_only), compared_samples(now, clean_only)
         # A distinct, fixed bootstrap seed per kernel: reproducible verdicts for a given record pair.

@@ -22,7 +22,7 @@ from harness.errors import UserError
 from harness.gate.kernels import KERNELS
 from harness.gate.timing import Session
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: per-kernel copy_weight
 # Fingerprint fields whose difference makes a cross-machine comparison worth a warning.
 COMPARABLE_FIELDS = ("cpu_model", "logical_cores", "torch", "device_name", "threads", "clock")
 
@@ -55,11 +55,13 @@ class Settings(BaseModel):
 
 
 class KernelRecord(BaseModel):
-    """One kernel's samples: normalised (compared), whether each ran unpreempted, and a
-    summary of the compared samples (for people)."""
+    """One kernel's samples: normalised (compared), whether each ran unpreempted, the copy's
+    weight in the calibration unit they were divided by, and a summary of the compared samples
+    (for people)."""
 
     shape: str
     inner: int
+    copy_weight: float
     normalised: list[float]
     clean: list[bool]
     median: float
@@ -120,6 +122,7 @@ def from_session(session: Session, machine: Fingerprint, settings: Settings) -> 
         kernels[name] = KernelRecord(
             shape=KERNELS[name].shape,
             inner=samples.inner,
+            copy_weight=samples.copy_weight,
             normalised=[float(x) for x in samples.normalised],
             clean=[bool(c) for c in samples.clean],
             median=float(median),

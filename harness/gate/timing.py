@@ -37,12 +37,6 @@ from harness.gate.kernels import KernelFn, synchronize
 
 WARMUP_S = 0.05  # per kernel before its batch size is chosen: first-call allocations, lazy init
 UNIT_WINDOW = 3  # calibration slots on each side of a kernel sample that form its unit
-# The copy's weight in the unit. The kernels are cache-resident by design, and a beyond-L3
-# copy swings with the neighbours' memory traffic, which they barely feel: over 6 processes
-# at load 10-12 the summed spread of the 12 kernels' normalised medians was 1.03 (log
-# units) with w = 0, 1.05 with 1/4, 1.15 with 1/2. The tiny-model kernels (larger working
-# sets) do track the copy a little, so it keeps a quarter.
-COPY_WEIGHT = 0.25
 # RUSAGE_THREAD is Linux-only; elsewhere the whole process's switches are a stricter proxy.
 _RUSAGE_WHO = getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF)
 
@@ -54,13 +48,15 @@ class KernelSamples:
     """One kernel's samples from one session, in time order.
 
     raw_s: per-call seconds of each sample (n,); unit_s: calibration unit around each sample
-    (n,); clean: whether the sample ran without preemption (n,); inner: calls per sample.
+    (n,); clean: whether the sample ran without preemption (n,); inner: calls per sample;
+    copy_weight: the copy's weight in `unit_s`.
     """
 
     raw_s: np.ndarray
     unit_s: np.ndarray
     clean: np.ndarray
     inner: int
+    copy_weight: float
 
     @property
     def normalised(self) -> np.ndarray:
@@ -140,16 +136,19 @@ def _batch_size(fn: KernelFn, target_s: float, device: torch.device, clock: Cloc
     return max(1, math.ceil(target_s / min(per_call[-3:])))
 
 
-def calibration_unit(matmul_s: np.ndarray, copy_s: np.ndarray, clean: np.ndarray, slots: np.ndarray) -> np.ndarray:
+def calibration_unit(
+    matmul_s: np.ndarray, copy_s: np.ndarray, clean: np.ndarray, slots: np.ndarray, copy_weight: float
+) -> np.ndarray:
     """The calibration unit for kernel samples taken right after calibration `slots`, (k,).
 
     matmul_s, copy_s, clean: per calibration slot (m,). The unit is matmul^(1-w) * copy^w
-    (w = COPY_WEIGHT), the median over the clean slots within UNIT_WINDOW of the sample (all
-    clean slots of the session when none is that close; all slots when none is clean). A
-    median of neighbours tracks drift without inheriting one slot's noise.
+    (w = `copy_weight`, the kernel's own: `Kernel.copy_weight`), the median over the clean
+    slots within UNIT_WINDOW of the sample (all clean slots of the session when none is that
+    close; all slots when none is clean). A median of neighbours tracks drift without
+    inheriting one slot's noise.
     """
     usable = clean if clean.any() else np.ones_like(clean)
-    log_unit = (1.0 - COPY_WEIGHT) * np.log(matmul_s) + COPY_WEIGHT * np.log(copy_s)
+    log_unit = (1.0 - copy_weight) * np.log(matmul_s) + copy_weight * np.log(copy_s)
     index = np.arange(len(log_unit))
     units = []
     for slot in slots:
@@ -162,6 +161,7 @@ def measure(
     kernels: dict[str, KernelFn],
     device: torch.device,
     *,
+    copy_weights: dict[str, float] | None = None,
     rounds: int,
     clean_samples: int,
     budget_s: float,
@@ -171,6 +171,7 @@ def measure(
 ) -> Session:
     """Time every kernel, each sample right after a calibration sample.
 
+    copy_weights: each kernel's `calibration_unit` weight (0, compute only, when not given).
     At least `rounds` rounds; more while any kernel has fewer than `clean_samples` clean
     samples, until the rounds have run `budget_s` (wall time, after the warm-up).
     """
@@ -207,8 +208,9 @@ def measure(
     samples = {}
     for name in names:
         times, clean = zip(*raw[name])
+        weight = (copy_weights or {}).get(name, 0.0)
         units = calibration_unit(
-            calibration_s["matmul"], calibration_s["copy"], calibration_clean, np.asarray(slot_of[name])
+            calibration_s["matmul"], calibration_s["copy"], calibration_clean, np.asarray(slot_of[name]), weight
         )
-        samples[name] = KernelSamples(np.array(times), units, np.array(clean), inner[name])
+        samples[name] = KernelSamples(np.array(times), units, np.array(clean), inner[name], weight)
     return Session(samples, calibration_s, done, time.perf_counter() - started)
