@@ -89,7 +89,9 @@ METRIC_UNITS: dict[str, str] = {
     "host_time_ms": "ms",
     "share": "1",
     "flop_rate": "FLOP/s",
-    "profile_overhead": "1",  # profiled / unprofiled phase time - 1: how faithful the breakdown is
+    "profile_overhead": "1",  # attributed / unprofiled phase time - 1: how faithful the breakdown is
+    "instrumentation_ms": "ms",  # module-hook cost per phase call taken out of a CPU breakdown
+    "profiler_overhead": "1",  # profiler pass / unprofiled phase time - 1: how slow the trace's calls ran
     "accuracy": "1",
     "macro_f1": "1",
     "mAP": "1",

@@ -131,7 +131,8 @@ def test_profile_rows_fit_the_results_table(ssm_profile):
     table = schema.conform(rows.assign(**identity))
     schema.validate(table)
     assert set(table["status"]) == {"ok"}
-    assert set(table["metric"]) == {"latency_ms", "share", "flops", "flop_rate", "profile_overhead"}
+    assert set(table["metric"]) == {"latency_ms", "share", "flops", "flop_rate", "profile_overhead",
+                                    "instrumentation_ms", "profiler_overhead"}
 
 
 @pytest.mark.parametrize("phase", ["encoder", "decode"])
@@ -201,3 +202,16 @@ def test_cli_profile_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, me
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_study_summary_counts_the_phases_whose_breakdown_sums_within_the_limit():
+    from harness.profile.study import check_summary
+
+    table = pd.DataFrame({
+        "phase": ["decode"] * 3 + ["encoder"], "status": ["ok", "ok", "ok", "oom"],
+        "unprofiled_ms": [0.5, 0.6, 0.7, math.nan], "profiler_overhead": [0.4, 0.5, 0.6, math.nan],
+        "raw_overhead": [0.1, 0.2, 0.3, math.nan], "overhead": [0.02, -0.09, 0.12, math.nan],
+    })
+    summary = check_summary(table, limit=0.10)
+    assert list(summary["phase"]) == ["decode"]  # a failed phase is no evidence either way
+    assert summary.loc[0, "within"] == "2 of 3" and summary.loc[0, "|overhead|"] == "9.0% (max 12.0%)"

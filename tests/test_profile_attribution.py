@@ -11,6 +11,9 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 from harness.measure.timing import Timing
 from harness.profile.attribution import DEVICE_IDLE, Breakdown, breakdown, central, phase_events, repeat_times
+from harness.profile import hook_timing
+from harness.profile.hook_timing import hook_cost_us, operator_shares, self_times, split_operators, timed_calls
+from harness.profile.overhead import RangeCost, compensate, measure_cost
 from harness.profile.phase import PhaseProfile, ProfileSettings
 from harness.profile.ranges import ModuleRanges
 from harness.profile.structure import UNATTRIBUTED, Part
@@ -44,6 +47,32 @@ def test_host_self_times_partition_the_phase_exactly():
     assert sum(rep.host_us.values()) == rep.wall_us == 100
     assert rep.kernels == {"a.b/scan": "lalm::selective_scan"}
     assert rep.calls["a"] == rep.calls["a.b"] == rep.calls["a.b/scan"] == 1
+
+
+def test_instrumented_events_and_ranges_are_counted_where_they_land():
+    rep = repeat_times(tree())
+    # a: its addmm; a.b: its mm; the scan: itself and the empty inside it; outside: the add.
+    assert dict(rep.events) == {"a": 1, "a.b": 1, "a.b/scan": 2, UNATTRIBUTED: 1}
+    assert dict(rep.child_calls) == {UNATTRIBUTED: 1, "a": 1}
+
+
+def test_compensation_takes_each_paths_instrumentation_out_of_its_own_time():
+    rep = repeat_times(tree())
+    fixed = compensate(rep, 1.0, RangeCost(parent_us=2.0, child_us=3.0))
+    # a: 1 event, opened a.b, its own range; a.b: 1 event, own range; the scan: 2 events, no range
+    # (an operator, not a module); outside: 1 event, opened a.
+    assert fixed.host_us["a"] == 30 - (1 + 2 + 3)
+    assert fixed.host_us["a.b"] == 15 - (1 + 3)
+    assert fixed.host_us["a.b/scan"] == 15 - 2
+    assert fixed.host_us[UNATTRIBUTED] == 40 - (1 + 2)
+    assert fixed.wall_us == sum(fixed.host_us.values()) == 100 - 15
+    assert rep.wall_us == 100 and rep.host_us["a"] == 30  # the profiled repeat is left as it was
+    result = breakdown([fixed], device=False, profiled=[rep])
+    assert result.total_us == 85 and result.instrumentation_us == 15
+    # An estimate larger than a module's measured self time takes all of it, never more.
+    drained = compensate(rep, 20.0, RangeCost(parent_us=0.0, child_us=0.0))
+    assert dict(drained.host_us) == {"a": 30 - 20, "a.b": 0, "a.b/scan": 0, UNATTRIBUTED: 40 - 20}
+    assert drained.wall_us == sum(drained.host_us.values()) == 30
 
 
 def test_device_time_goes_to_the_module_that_launched_the_kernel():
@@ -147,3 +176,74 @@ def test_the_sum_to_phase_check_compares_profiled_and_unprofiled_time(profiled_u
                            pd.DataFrame(), None, ProfileSettings(faithful_within=0.10))
     assert profile.overhead == pytest.approx(profiled_us / 1000 - 1)
     assert profile.faithful is faithful
+
+
+def test_measured_instrumentation_costs_are_positive_and_split_across_the_range():
+    cost = measure_cost()
+    assert cost.event_us > 0
+    for ranges in (cost.profiler_range, cost.timing_range):
+        assert ranges.parent_us > 0 and ranges.child_us > 0
+        assert ranges.total_us == pytest.approx(ranges.parent_us + ranges.child_us)
+
+
+def boundaries(*marks: tuple[int, str, bool]) -> list[tuple[int, str, bool]]:
+    """(microseconds, path, entering) -> the hooks' (nanoseconds, path, entering)."""
+    return [(us * 1000, path, entering) for us, path, entering in marks]
+
+
+def test_boundary_timestamps_partition_a_call_between_the_innermost_modules():
+    marks = boundaries((10, "a", True), (20, "a.b", True), (50, "a.b", False), (70, "a", False),
+                       (80, "a", True), (85, "a", False))
+    rep = self_times(marks, 0, 100_000)
+    assert dict(rep.host_us) == {UNATTRIBUTED: 10 + 10 + 15, "a": 10 + 20 + 5, "a.b": 30}
+    assert rep.wall_us == 100 == sum(rep.host_us.values())
+    assert dict(rep.calls) == {"a": 2, "a.b": 1} and dict(rep.child_calls) == {UNATTRIBUTED: 2, "a": 1}
+
+
+def test_a_module_that_raised_closes_the_ones_left_open_inside_it():
+    marks = boundaries((10, "a", True), (20, "a.b", True), (30, "a", False), (40, "c", True), (50, "c", False))
+    rep = self_times(marks, 0, 60_000)
+    assert dict(rep.host_us) == {UNATTRIBUTED: 10 + 10 + 10, "a": 10, "a.b": 10, "c": 10}
+
+
+def test_a_phase_whose_hooks_cost_little_is_timed_for_the_rounds_asked_with_the_stand_in_cost():
+    model, x = Toy(), torch.randn(1, 4, 8)
+    work = SimpleNamespace(run=lambda: model(x), setup=None)
+    with torch.no_grad():
+        timing = timed_calls(work, _toy_parts(model), repeats=3, sync=lambda: None, stand_in_us=1e-6)
+    assert not timing.in_place and timing.hook_us == 1e-6
+    assert len(timing.calls) == len(timing.plain_us) == 3
+
+
+def test_hook_cost_is_what_taking_each_half_of_the_hooks_off_saves_per_call():
+    # 100 us of work; half 0 makes 4 hooked calls, half 1 makes 6, each costing 2 us.
+    full = [120.0, 125.0, 119.0]  # round 1 ran slow, all three calls alike: paired, it cancels
+    only_half_0, only_half_1 = [108.0, 113.0, 107.0], [112.0, 117.0, 111.0]
+    assert hook_cost_us(full, (only_half_0, only_half_1), (4, 6)) == pytest.approx(2.0)
+    assert hook_cost_us([100.0], ([101.0], [101.0]), (1, 1)) == 0.0  # noise never makes a cost negative
+
+
+def test_split_operators_carve_their_profiled_share_out_of_the_timed_module():
+    profiled = repeat_times(tree())  # a.b self 15, its scan 15: the scan is half of a.b's time
+    timed = self_times(boundaries((10, "a", True), (20, "a.b", True), (60, "a.b", False), (70, "a", False)), 0,
+                       100_000)
+    assert operator_shares([profiled]) == {"a.b/scan": 0.5}
+    split = split_operators(timed, [profiled])
+    assert split.host_us["a.b"] == split.host_us["a.b/scan"] == 20
+    assert split.kernels == {"a.b/scan": "lalm::selective_scan"} and split.calls["a.b/scan"] == 1
+    assert sum(split.host_us.values()) == split.wall_us == 100
+
+
+def test_the_timing_pass_times_every_planned_module_of_a_real_call():
+    model, x = Toy(), torch.randn(1, 4, 8)
+    work = SimpleNamespace(run=lambda: model(x), setup=None)
+    with torch.no_grad():
+        timing = timed_calls(work, _toy_parts(model), repeats=3, sync=lambda: None, stand_in_us=1.5)
+    # Four hooked modules in a call of tens of microseconds: their cost matters, so it is measured,
+    # over more rounds than asked for (a sub-millisecond call gets as many as fit in a second).
+    assert timing.in_place and timing.hook_us >= 1.5
+    assert hook_timing.IN_PLACE_ROUNDS <= len(timing.calls) == len(timing.plain_us) <= hook_timing.IN_PLACE_MAX_ROUNDS
+    for rep in timing.calls:
+        assert set(rep.host_us) == {"toy", "toy.attn", "toy.attn.q_proj", "toy.mlp", UNATTRIBUTED}
+        assert all(t >= 0 for t in rep.host_us.values())
+        assert sum(rep.host_us.values()) == pytest.approx(rep.wall_us)

@@ -37,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=defaults.repeats,
                         help=f"profiled calls per phase (default {defaults.repeats})")
     parser.add_argument("--no-flops", action="store_true", help="skip the per-module FLOP count")
+    parser.add_argument("--no-compensate", action="store_true",
+                        help="keep the profiler's own cost in the CPU module times (default: measured and taken out)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-o", "--out", type=Path, help="output folder (default results/profiles/<variant>_<size>_...)")
 
@@ -81,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     lalm = build(spec.variant, args.size, device=device, dtype=DTYPES[args.dtype], scan_backend=args.scan_backend,
                  seed=args.seed)
     inputs = inputs_for(point, lalm.lm.vocab_size, args.seed, device)
-    settings = ProfileSettings(repeats=args.repeats, flops=not args.no_flops)
+    settings = ProfileSettings(repeats=args.repeats, flops=not args.no_flops, compensate=not args.no_compensate)
     rows = profile_point(lalm, inputs, args.phases or DEFAULT_PHASES, out, settings, device)
 
     ident = identity(point, "profile", new_run_id("profile"))

@@ -30,12 +30,16 @@ DEVICE_IDLE = "(device idle)"
 
 @dataclass
 class RepeatTimes:
-    """One repeat of a phase: self times in microseconds per path, and module calls per path."""
+    """One repeat of a phase: self times in microseconds per path, module calls per path, and what
+    was instrumented inside each path's self time: operator events (nested ones included) and
+    module ranges opened from it (`child_calls`)."""
 
     wall_us: float
     host_us: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     device_us: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    events: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    child_calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     kernels: dict[str, str] = field(default_factory=dict)  # virtual child path -> operator name
 
     @property
@@ -57,6 +61,11 @@ def _device_total_us(event) -> float:
     return _own_kernel_us(event) + sum(_device_total_us(c) for c in event.cpu_children)
 
 
+def _events_in(event) -> int:
+    """Operator events in this event's tree, itself included."""
+    return 1 + sum(_events_in(c) for c in event.cpu_children)
+
+
 def _walk(event, owner: str, out: RepeatTimes) -> None:
     for child in event.cpu_children:
         name = child.name
@@ -66,6 +75,7 @@ def _walk(event, owner: str, out: RepeatTimes) -> None:
             out.host_us[path] += duration
             out.host_us[owner] -= duration
             out.calls[path] += 1
+            out.child_calls[owner] += 1
             _walk(child, path, out)
             continue
         kernel = kernel_of(name) if owner != UNATTRIBUTED else None
@@ -76,9 +86,11 @@ def _walk(event, owner: str, out: RepeatTimes) -> None:
             out.host_us[owner] -= duration
             out.device_us[path] += _device_total_us(child)
             out.calls[path] += 1
+            out.events[path] += _events_in(child)
             out.kernels[path] = name
             continue
         out.device_us[owner] += _own_kernel_us(child)
+        out.events[owner] += 1
         _walk(child, owner, out)
 
 
@@ -116,14 +128,15 @@ class ModuleTime:
 
 @dataclass(frozen=True)
 class Breakdown:
-    """Rows sum exactly to `total_us`, the mean profiled phase time over the `averaged` central
-    repeats of `repeats` profiled calls."""
+    """Rows sum exactly to `total_us`, the mean phase time over the `averaged` central repeats of
+    `repeats` profiled calls; `instrumentation_us` of the profiled time was taken out first."""
 
     rows: list[ModuleTime]
     total_us: float
     repeats: int
     averaged: int
     device: bool
+    instrumentation_us: float = 0.0
 
     def share(self, row: ModuleTime) -> float:
         return row.time_us / self.total_us if self.total_us > 0 else float("nan")
@@ -150,15 +163,19 @@ def _times(rep: RepeatTimes, device: bool) -> dict[str, float]:
     return {**rep.device_us, DEVICE_IDLE: rep.wall_us - rep.device_total_us}
 
 
-def breakdown(repeats: Sequence[RepeatTimes], device: bool) -> Breakdown:
+def breakdown(repeats: Sequence[RepeatTimes], device: bool,
+              profiled: Sequence[RepeatTimes] | None = None) -> Breakdown:
     """Mean self times over the central repeats (`central`); lo/hi are p10/p90 over all repeats.
 
     device=True: time is kernel time, with a device-idle row making up each repeat's wall time;
-    otherwise host time.
+    otherwise host time. profiled: the same repeats before their instrumentation was taken out
+    (`overhead.compensate`), when it was; they choose the central repeats.
     """
     if not repeats:
         raise ValueError("no profiled repeats of the phase to attribute")
-    middle = [repeats[i] for i in central(repeats)]
+    profiled = repeats if profiled is None else profiled
+    chosen = central(profiled)
+    middle = [repeats[i] for i in chosen]
     every = [_times(rep, device) for rep in repeats]
     averaged = [_times(rep, device) for rep in middle]
     rows = []
@@ -174,4 +191,5 @@ def breakdown(repeats: Sequence[RepeatTimes], device: bool) -> Breakdown:
             operator=next((rep.kernels[path] for rep in repeats if path in rep.kernels), ""),
         ))
     total = float(np.mean([rep.wall_us for rep in middle]))
-    return Breakdown(rows, total, len(repeats), len(middle), device)
+    instrumentation = float(np.mean([profiled[i].wall_us for i in chosen])) - total
+    return Breakdown(rows, total, len(repeats), len(middle), device, instrumentation)

@@ -3,27 +3,41 @@
 For a phase (the same unit of work `harness.measure.phases` times), in this order:
 1. CUDA only: one call with allocator history on, dumped as a memory snapshot. It is the first
    call, so when the phase runs out of memory, this is the failed attempt and its snapshot.
-2. Reference: the phase timed with nothing attached (warm-up, then fixed runs), half before and
-   half after the profiled calls so that drift in machine load hits both alike.
-3. Profiled: a warm-up call, then `repeats` calls under `torch.profiler` with a range around
-   every planned module (`ranges`), each call inside a `phase:<name>` range. Gives the trace,
-   the module breakdown (`attribution`) and the operator table (`operators`).
-4. FLOPs: one more call under the FLOP counter, attributed to the same modules.
+2. Reference: the phase timed with nothing attached. On the CPU, one such call in every round of
+   the timing pass (3.), between its hooked calls, so that the machine's drift and the allocator's
+   state hit both alike; on CUDA, `reference_runs` calls, half before and half after the
+   profiler pass.
+3. CPU only, timing pass: a warm-up call, then `repeats` calls with the module hooks taking
+   timestamps and no profiler (`hook_timing`), each interleaved, while it matters, with two
+   calls with half of the hooks, which tells what the hooks cost in this model. Gives the CPU
+   module breakdown: the profiler's event per operator costs as much as a tiny model's operators
+   themselves, the hooks a few microseconds per module call. Split-out operators (scan, fused
+   attention) take the share of their module they had in the profiler pass.
+4. Profiler pass: a warm-up call, then `repeats` calls under `torch.profiler` with a range
+   around every planned module (`ranges`), each call inside a `phase:<name>` range. Gives the
+   trace, the operator table (`operators`), the split-out operators' shares, and on CUDA the
+   module breakdown (`attribution`: kernel time per module). Its events stay out of the garbage
+   collector's way for the rest (`gc.freeze`).
+5. FLOPs: one more call under the FLOP counter, attributed to the same modules.
 
-How the breakdown is known to be faithful: its rows partition the profiled phase time exactly
-(self times plus an explicit unattributed row), so what can make it wrong is the profiling
-itself. `overhead` compares the profiled phase time with the reference; within
-`ProfileSettings.faithful_within` the module times are the phase's own, beyond it the
-instrumentation (a few microseconds per module range, under a microsecond per operator event)
-is comparable to the work, inflating the modules with the most small operators.
+How the breakdown is known to be faithful: its rows partition the instrumented phase time
+exactly (self times plus an explicit unattributed row), so what can make it wrong is the
+instrumentation itself. On the CPU each module first gives back the measured cost of the
+instrumentation inside it (`harness.profile.overhead`). `PhaseProfile.overhead` then compares
+the phase time so attributed with the reference; within `ProfileSettings.faithful_within` the
+module times are the phase's own, beyond it instrumentation or other load on the machine
+distorts them.
 """
 from __future__ import annotations
 
+import gc
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -31,10 +45,12 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 from harness.measure.phases import PhaseWork
 from harness.measure.timing import Timer, TimerSettings, Timing, synchronizer
-from harness.profile.attribution import Breakdown, breakdown, central, phase_events, repeat_times
+from harness.profile.attribution import Breakdown, RepeatTimes, breakdown, central, phase_events, repeat_times
 from harness.profile.cuda_memory import Snapshot, snapshot_call
+from harness.profile.hook_timing import TimingPass, split_operators, timed_calls
 from harness.profile.module_flops import module_flops
 from harness.profile.operators import operator_table
+from harness.profile.overhead import InstrumentationCost, RangeCost, compensate, measure_cost
 from harness.profile.ranges import PHASE_PREFIX, ModuleRanges
 from harness.profile.structure import Part
 
@@ -48,8 +64,10 @@ class ProfileSettings:
     """How a phase is profiled.
 
     repeats: profiled calls averaged into the breakdown. warmup: untimed calls first.
-    reference_runs: unprofiled timed calls (the phase's measured time). flops: count FLOPs per
-    module. memory_snapshot: on CUDA, dump an allocator snapshot of one call. faithful_within:
+    reference_runs: unprofiled timed calls on CUDA (the phase's measured time; on the CPU there is
+    one per timing-pass round). flops: count FLOPs per
+    module. memory_snapshot: on CUDA, dump an allocator snapshot of one call. compensate: on the
+    CPU, take the measured instrumentation cost out of each module's time. faithful_within:
     the largest |profiled / reference - 1| at which the breakdown is called faithful.
     """
 
@@ -58,6 +76,7 @@ class ProfileSettings:
     reference_runs: int = 10
     flops: bool = True
     memory_snapshot: bool = True
+    compensate: bool = True
     faithful_within: float = 0.10
 
     def __post_init__(self) -> None:
@@ -72,7 +91,8 @@ class ProfileSettings:
 class PhaseProfile:
     """What profiling one phase gave. Times in the breakdown are per phase call.
 
-    reference: the unprofiled timing. flops: FLOPs per path (None when not counted).
+    reference: the unprofiled timing. flops: FLOPs per path (None when not counted). cost: the
+    instrumentation cost taken out of the breakdown (None: nothing taken out).
     files: name -> path of what was written (trace, operator and module tables, snapshot).
     """
 
@@ -84,17 +104,25 @@ class PhaseProfile:
     operators: pd.DataFrame
     flops: dict[str, int] | None
     settings: ProfileSettings
+    cost: InstrumentationCost | None = None
+    profiler_ms: float = math.nan  # CPU: the profiler pass's phase time, as recorded (its trace's time)
     files: dict[str, Path] = field(default_factory=dict)
 
     @property
-    def profiled_ms(self) -> float:
+    def attributed_ms(self) -> float:
+        """The phase time the breakdown partitions (instrumentation taken out, when it was)."""
         return self.breakdown.total_us / 1e3
 
     @property
+    def instrumentation_ms(self) -> float:
+        """Instrumentation cost per phase call taken out of the breakdown (0 when none was)."""
+        return self.breakdown.instrumentation_us / 1e3
+
+    @property
     def overhead(self) -> float:
-        """Profiled phase time / unprofiled median - 1 (NaN when the reference is not positive)."""
+        """Attributed phase time / unprofiled median - 1 (NaN when the reference is not positive)."""
         reference = self.reference.median
-        return self.profiled_ms / reference - 1 if reference > 0 else math.nan
+        return self.attributed_ms / reference - 1 if reference > 0 else math.nan
 
     @property
     def faithful(self) -> bool:
@@ -120,6 +148,26 @@ def _combined(first: Timing, second: Timing) -> Timing:
                    stop_reason=f"{len(first.samples_ms)} runs before and {len(second.samples_ms)} after profiling")
 
 
+@contextmanager
+def _garbage_frozen() -> Iterator[None]:
+    """The profiler leaves hundreds of thousands of Python objects (its events) alive; a garbage
+    collection that walks them all inside a timed call would cost that call milliseconds. Frozen,
+    the collector skips them (`gc.freeze`)."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _interleaved(timed: TimingPass) -> Timing:
+    """The CPU reference: the timing pass's unhooked calls, one per round between hooked ones."""
+    return Timing(samples_ms=tuple(us / 1e3 for us in timed.plain_us), warmup_runs=1,
+                  stop_reason=f"{len(timed.plain_us)} calls interleaved with the hooked ones", overhead_ms=0.0,
+                  source="perf_counter_ns")
+
+
 def _activities(device: torch.device) -> list[ProfilerActivity]:
     return [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
 
@@ -141,9 +189,35 @@ def _profiled_calls(work: PhaseWork, phase: str, parts: Sequence[tuple[nn.Module
     return prof
 
 
+NO_COST = InstrumentationCost(0.0, RangeCost(0.0, 0.0), RangeCost(0.0, 0.0))
+
+
+def with_hook_cost(cost: InstrumentationCost, hook_us: float) -> InstrumentationCost:
+    """`cost` with the timing pass's per-call hook cost as measured in this phase
+    (`hook_timing.hook_cost_us`), split inside/outside the module as the stand-ins split it."""
+    stand_in = cost.timing_range
+    inside = stand_in.child_us / stand_in.total_us if stand_in.total_us > 0 else 0.0
+    return replace(cost, timing_range=RangeCost(parent_us=hook_us * (1 - inside), child_us=hook_us * inside))
+
+
+def cpu_breakdown(profiled: Sequence[RepeatTimes], timed: Sequence[RepeatTimes],
+                  cost: InstrumentationCost) -> Breakdown:
+    """The CPU breakdown: the timing pass's module times with its hooks' cost taken out, then the
+    split-out operators carved out at the shares they had in the profiler pass (itself with its
+    events' and ranges' cost taken out)."""
+    fair_profiled = [compensate(rep, cost.event_us, cost.profiler_range) for rep in profiled]
+    attributed = [split_operators(compensate(rep, 0.0, cost.timing_range), fair_profiled) for rep in timed]
+    return breakdown(attributed, device=False, profiled=timed)
+
+
 def profile_phase(work: PhaseWork, phase: str, parts: Sequence[tuple[nn.Module, Part]], device: torch.device,
-                  out_dir: Path, settings: ProfileSettings = ProfileSettings()) -> PhaseProfile:
+                  out_dir: Path, settings: ProfileSettings = ProfileSettings(),
+                  cost: InstrumentationCost | None = None) -> PhaseProfile:
     """Profile one phase (see the module docstring); files go to `out_dir`.
+
+    cost: the stand-ins' instrumentation cost on the CPU (measured here when not given; unused on
+    CUDA, whose breakdown is kernel time). With `settings.compensate` it is taken out of the
+    module times, the timing pass's hook cost as measured in place where that matters.
 
     Raises PhaseProfileFailed when the phase itself raises (e.g. out of memory), after dumping
     the failed call's memory snapshot on CUDA.
@@ -155,22 +229,37 @@ def profile_phase(work: PhaseWork, phase: str, parts: Sequence[tuple[nn.Module, 
         files["memory snapshot"] = snapshot.path
         if snapshot.error is not None:
             raise PhaseProfileFailed(snapshot.error, snapshot.path) from snapshot.error
+    on_cuda = device.type == "cuda"
+    if not on_cuda and cost is None:
+        cost = measure_cost()
     try:
-        timer = _reference_timer(device, max(1, settings.reference_runs // 2), settings.warmup)
-        before = timer.measure(work.run, work.setup)
+        if on_cuda:
+            timer = _reference_timer(device, max(1, settings.reference_runs // 2), settings.warmup)
+            before = timer.measure(work.run, work.setup)
+        else:
+            timed = timed_calls(work, parts, settings.repeats, synchronizer(device), cost.timing_range.total_us)
         prof = _profiled_calls(work, phase, parts, device, settings.repeats)
-        after = timer.measure(work.run, work.setup)
-        flops = module_flops(work.run, parts, setup=work.setup) if settings.flops else None
+        with _garbage_frozen():
+            reference = _combined(before, timer.measure(work.run, work.setup)) if on_cuda else _interleaved(timed)
+            flops = module_flops(work.run, parts, setup=work.setup) if settings.flops else None
     except Exception as exc:
         raise PhaseProfileFailed(exc) from exc
     files["trace"] = out_dir / TRACE
     prof.export_chrome_trace(str(files["trace"]))
     events = phase_events(prof.events(), phase)
     times = [repeat_times(e) for e in events]
+    middle = central(times)
+    if on_cuda:
+        cost, result_breakdown = None, breakdown(times, device=True)
+    else:
+        cost = with_hook_cost(cost, timed.hook_us) if settings.compensate else NO_COST
+        result_breakdown = cpu_breakdown(times, timed.calls, cost)
     result = PhaseProfile(
-        phase=phase, device=device, parts={part.path: part for _, part in parts},
-        breakdown=breakdown(times, device=device.type == "cuda"), reference=_combined(before, after),
-        operators=operator_table([events[i] for i in central(times)]), flops=flops, settings=settings, files=files,
+        phase=phase, device=device, parts={part.path: part for _, part in parts}, breakdown=result_breakdown,
+        reference=reference, operators=operator_table([events[i] for i in middle]),
+        flops=flops, settings=settings, cost=cost if settings.compensate else None,
+        profiler_ms=math.nan if on_cuda else float(np.mean([times[i].wall_us for i in middle])) / 1e3,
+        files=files,
     )
     files["operators"] = out_dir / OPERATORS
     result.operators.to_csv(files["operators"], index=False)

@@ -27,6 +27,7 @@ from harness.measure.phases import (
     describe,
     failure_status,
 )
+from harness.profile.overhead import measure_cost
 from harness.profile.phase import MODULES, PhaseProfileFailed, ProfileSettings, profile_phase
 from harness.profile.render import phase_text
 from harness.profile.rows import failure_rows, profile_rows
@@ -80,10 +81,11 @@ def profile_point(
     rows: list[dict] = []
     texts: list[str] = []
     out_dir.mkdir(parents=True, exist_ok=True)
+    cost = measure_cost() if device.type != "cuda" else None  # once for every phase of the point
     with torch.no_grad():
         for phase in (p for p in PHASE_ORDER if p in phases):
             try:
-                profile = profile_phase(runner.work(phase), phase, parts, device, out_dir / phase, settings)
+                profile = profile_phase(runner.work(phase), phase, parts, device, out_dir / phase, settings, cost)
             except PhaseFailed as exc:
                 failed_rows, text = _failed(phase, exc, device, title)
                 rows, texts = rows + failed_rows, texts + [text]

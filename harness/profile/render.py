@@ -26,12 +26,27 @@ def _giga(value: float) -> str:
 
 def check_line(profile: PhaseProfile) -> str:
     """The sum-to-phase check in one line."""
-    verdict = "faithful" if profile.faithful else "DISTORTED: instrumentation is comparable to the work"
+    verdict = "faithful" if profile.faithful else "DISTORTED: instrumentation or load is comparable to the work"
     ref = profile.reference
-    return (f"measured {ref.median:.4g} ms unprofiled (median of {len(ref.samples_ms)}); profiled "
-            f"{profile.profiled_ms:.4g} ms = sum of the module rows "
-            f"(mean of the {profile.breakdown.averaged} of {profile.breakdown.repeats} calls nearest the median); "
-            f"overhead {profile.overhead:+.1%} -> {verdict} (limit ±{profile.settings.faithful_within:.0%})")
+    taken_out = ""
+    if profile.cost is not None:
+        taken_out = (f", after taking out {profile.instrumentation_ms:.4g} ms of module hooks "
+                     f"({profile.cost.timing_range.total_us:.2g} us per module call)")
+    timed = "timed in the module hooks" if not profile.breakdown.device else "profiled"
+    return (f"measured {ref.median:.4g} ms unprofiled (median of {len(ref.samples_ms)}); {timed} "
+            f"{profile.attributed_ms:.4g} ms = sum of the module rows "
+            f"(mean of the {profile.breakdown.averaged} of {profile.breakdown.repeats} calls nearest the median"
+            f"{taken_out}); overhead {profile.overhead:+.1%} -> {verdict} "
+            f"(limit ±{profile.settings.faithful_within:.0%})" + _profiler_pass(profile))
+
+
+def _profiler_pass(profile: PhaseProfile) -> str:
+    """How much slower the calls in the trace ran, where the breakdown comes from another pass."""
+    if math.isnan(profile.profiler_ms):
+        return ""
+    slower = profile.profiler_ms / profile.reference.median - 1
+    return (f". The profiler pass (trace, operators) ran {profile.profiler_ms:.4g} ms a call "
+            f"({slower:+.0%}: an event per operator)")
 
 
 def _time_label(profile: PhaseProfile) -> str:

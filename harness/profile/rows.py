@@ -7,8 +7,10 @@ Rows carry the phase and a `module`:
   CUDA host_time_ms (the host's self time, next to the kernel time in latency_ms);
 - a rolled-up group, "group:<component>/<role>" (e.g. "group:lm/attention"): the same metrics
   summed, for 'where the time goes' plots across variants and audio lengths;
-- "" (the phase itself): profile_overhead = profiled phase time / unprofiled median - 1, the
-  check that the breakdown is the phase's own time (see `harness.profile.phase`).
+- "" (the phase itself): profile_overhead = attributed phase time / unprofiled median - 1, the
+  check that the breakdown is the phase's own time (see `harness.profile.phase`), and on the CPU
+  instrumentation_ms, the measured instrumentation cost per call taken out of the module times
+  before the check (`harness.profile.overhead`).
 Module rows of one phase sum to the profiled phase time, and so do its group rows: never add
 the two kinds together.
 """
@@ -23,11 +25,14 @@ from harness.profile.tables import group_frame, module_frame
 PROFILER_SOURCE = "torch.profiler"
 FLOPS_SOURCE = "torch.FlopCounterMode"
 UNITS = {"latency_ms": "ms", "host_time_ms": "ms", "share": "1", "flops": "FLOP", "flop_rate": "FLOP/s",
-         "profile_overhead": "1"}
+         "profile_overhead": "1", "instrumentation_ms": "ms", "profiler_overhead": "1"}
+
+
+HOOKS_SOURCE = "module hooks"
 
 
 def _time_source(profile: PhaseProfile) -> str:
-    return f"{PROFILER_SOURCE} (CUDA kernel time)" if profile.breakdown.device else f"{PROFILER_SOURCE} (host time)"
+    return f"{PROFILER_SOURCE} (CUDA kernel time)" if profile.breakdown.device else f"{HOOKS_SOURCE} (host time)"
 
 
 def _figure(metric: str, value: float, source: str, note: str, n: int = 1, lo: float = math.nan,
@@ -63,21 +68,34 @@ def _module_what(row: dict) -> str:
     return what + (f"; operator {row['operator']}" if row["operator"] else "")
 
 
-def overhead_measurement(profile: PhaseProfile) -> Measurement:
-    """The sum-to-phase check as a figure, with both times and the verdict in its note."""
+def overhead_measurements(profile: PhaseProfile) -> list[Measurement]:
+    """The sum-to-phase check as a figure, with both times and the verdict in its note, and (when
+    it was taken out) the instrumentation cost per call."""
     verdict = "faithful" if profile.faithful else "distorted"
     ref = profile.reference
+    taken_out = (f" after taking out {profile.instrumentation_ms:.4g} ms of instrumentation"
+                 if profile.cost is not None else "")
     note = (f"{verdict} (limit ±{profile.settings.faithful_within:.0%}): module rows sum to "
-            f"{profile.profiled_ms:.4g} ms profiled against {ref.median:.4g} ms unprofiled "
+            f"{profile.attributed_ms:.4g} ms{taken_out} against {ref.median:.4g} ms unprofiled "
             f"(median of {len(ref.samples_ms)} calls, {ref.stop_reason})")
-    return _figure("profile_overhead", profile.overhead, f"{PROFILER_SOURCE} / {ref.source}", note,
-                   n=profile.breakdown.repeats)
+    n = profile.breakdown.repeats
+    out = [_figure("profile_overhead", profile.overhead, f"{_time_source(profile)} / {ref.source}", note, n=n)]
+    if not math.isnan(profile.profiler_ms):
+        out.append(_figure("profiler_overhead", profile.profiler_ms / ref.median - 1, f"{PROFILER_SOURCE} / {ref.source}",
+                           f"the profiler pass ran {profile.profiler_ms:.4g} ms a call, an event per operator: the "
+                           "trace's and operator table's calls are this much slower than unprofiled ones", n=n))
+    if profile.cost is not None:
+        c = profile.cost
+        out.append(_figure("instrumentation_ms", profile.instrumentation_ms, "harness.profile.overhead",
+                           f"per phase call: the timing pass's hooks, {c.timing_range.total_us:.3g} us per module "
+                           "call as measured in this phase with half of them attached", n=n))
+    return out
 
 
 def profile_rows(profile: PhaseProfile) -> list[dict]:
     """All rows of one phase profile (module, group and phase rows; see the module docstring)."""
     modules = module_frame(profile)
-    rows = [overhead_measurement(profile).to_row(phase=profile.phase, module="")]
+    rows = [m.to_row(phase=profile.phase, module="") for m in overhead_measurements(profile)]
     for row in modules.to_dict("records"):
         rows += [m.to_row(phase=profile.phase, module=row["module"])
                  for m in _measurements(profile, row, _module_what(row))]
