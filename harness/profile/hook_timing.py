@@ -82,13 +82,14 @@ def self_times(boundaries: Sequence[tuple[int, str, bool]], start_ns: int, end_n
 # The hooks' cost is measured in place (`hook_cost_us`) when the stand-in figure puts it above
 # this share of the phase; below it, the stand-in figure is kept and the extra calls are saved.
 IN_PLACE_ABOVE = 0.01
-# Rounds for the in-place figure: at least IN_PLACE_ROUNDS, then more (up to IN_PLACE_MAX_ROUNDS)
-# while they fit in IN_PLACE_SECONDS: a sub-millisecond phase gets hundreds, since the figure is a
-# difference of a few percent between calls that vary by a few percent.
+# Rounds: at least `repeats` (and IN_PLACE_ROUNDS with the halves, for the in-place figure), then
+# more, up to MAX_ROUNDS, while the pass has run under MIN_SECONDS: a millisecond phase gets
+# hundreds, since what is compared (hooked vs unhooked, full vs half) differs by a few percent
+# between calls that themselves vary by a few percent.
 IN_PLACE_ROUNDS = 7
+MAX_ROUNDS = 300
+MIN_SECONDS = 1.0
 DECIDE_AFTER = 3  # rounds timed before deciding whether to measure the hooks' cost in place
-IN_PLACE_MAX_ROUNDS = 300
-IN_PLACE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -128,8 +129,7 @@ def timed_calls(work: PhaseWork, parts: Sequence[tuple[nn.Module, Part]], repeat
     hooks may cost more than IN_PLACE_ABOVE of the phase at `stand_in_us` per module call (judged
     after DECIDE_AFTER rounds), each later round also times a call with only the even-numbered
     modules hooked and one with only the odd-numbered, and the hooks' cost comes from those
-    (`hook_cost_us`). `repeats` rounds, or more for the in-place figure (as many as the constants
-    above allow)."""
+    (`hook_cost_us`). As many rounds as the constants above allow."""
     halves = (list(parts[0::2]), list(parts[1::2]))
     log = BoundaryLog()
     full: list[RepeatTimes] = []
@@ -157,7 +157,7 @@ def timed_calls(work: PhaseWork, parts: Sequence[tuple[nn.Module, Part]], repeat
         done = len(full)
         if done < repeats or not decided or (in_place and len(paired_full_us) < IN_PLACE_ROUNDS):
             return True
-        return in_place and done < IN_PLACE_MAX_ROUNDS and time.perf_counter() - began < IN_PLACE_SECONDS
+        return done < MAX_ROUNDS and time.perf_counter() - began < MIN_SECONDS
 
     while more():
         start, end = call(())
