@@ -7,6 +7,10 @@ formulas registered here for the operators it has none for and the models use:
   of a CPU run is silently dropped. Counted with torch's own CUDA attention formula, so CPU and
   CUDA counts of one model agree.
 - `aten._fft_r2c` (the fbank's real FFT): 2.5 n log2 n per transform (`models.analytic.rfft`).
+and one formula it has wrong, replaced in this module's counters only (`CORRECTED`):
+- `aten.convolution_backward`: torch counts the weight gradient of a grouped convolution as if
+  it were ungrouped, i.e. the group count times too much (DASS's depthwise 3x3, Mamba's
+  depthwise conv1d); only training runs a convolution backward.
 The selective scan registers its own formula where the op is defined (`models.ops`).
 
 Convention (the same as `models.analytic`, which states it in full): one multiply-add = 2 FLOPs;
@@ -77,6 +81,16 @@ def _rfft_flops(x_shape, dim, normalization, onesided, *args, out_shape=None, **
     n = math.prod(x_shape[d] for d in dim)
     return math.prod(x_shape) // n * analytic.rfft(n)
 
+
+def _conv_backward_flops(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation, transposed,
+                         _output_padding, _groups, output_mask, out_shape=None, **kwargs) -> int:
+    """Each requested gradient (input, weight) of a convolution costs one forward of it, grouped or not."""
+    return sum(bool(m) for m in output_mask[:2]) * flop_counter.conv_flop_count(x_shape, w_shape, grad_out_shape,
+                                                                                 transposed)
+
+
+# Formulas this module's counters use instead of torch's (FlopCounterMode's custom_mapping).
+CORRECTED = {aten.convolution_backward: _conv_backward_flops}
 
 _register_missing([aten._scaled_dot_product_flash_attention_for_cpu], _cpu_attention_flops)
 _register_missing([aten._scaled_dot_product_flash_attention_for_cpu_backward], _cpu_attention_backward_flops)
@@ -175,7 +189,7 @@ class FlopCounter:
         self.result: FlopCount | None = None
 
     def __enter__(self) -> FlopCounter:
-        self._counter = FlopCounterMode(display=False)
+        self._counter = FlopCounterMode(display=False, custom_mapping=CORRECTED)
         self._inventory = _OperatorInventory(self._counter.flop_registry)
         self._inventory.__enter__()
         self._counter.__enter__()

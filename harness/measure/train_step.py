@@ -23,13 +23,9 @@ A step that fails (out of memory included) gives one NaN `latency_ms` row with i
 """
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
-import torch.utils.flop_counter as flop_counter
-from torch.utils.flop_counter import conv_flop_count, shape_wrapper
 
 from harness.executors.base import classify
 from harness.measure.energy import device_energy
@@ -81,32 +77,9 @@ class TrainStepSettings:
     energy_window_s: float = 1.0
 
 
-def _conv_backward_flops(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation, transposed,
-                         _output_padding, _groups, output_mask, out_shape=None, **kwargs) -> int:
-    """Each requested gradient of a convolution costs one forward of it, grouped or not. Torch's
-    own formula counts the weight gradient of a grouped conv as if it were ungrouped, i.e. the
-    group count times too much (DASS's depthwise 3x3, Mamba's depthwise conv1d)."""
-    return sum(bool(m) for m in output_mask[:2]) * conv_flop_count(x_shape, w_shape, grad_out_shape, transposed)
-
-
-@contextlib.contextmanager
-def grouped_conv_backward() -> Iterator[None]:
-    """While open, FLOP counters use `_conv_backward_flops` for aten.convolution_backward.
-
-    To be moved into `harness.measure.flops` beside its other formulas; inference never runs a
-    convolution backward, so only training counts change."""
-    op = torch.ops.aten.convolution_backward
-    original = flop_counter.flop_registry[op]
-    flop_counter.flop_registry[op] = shape_wrapper(_conv_backward_flops)
-    try:
-        yield
-    finally:
-        flop_counter.flop_registry[op] = original
-
-
 def count_step_flops(step: TrainStep, batch: TrainBatch) -> FlopCount:
     """FLOPs of one optimiser step (forward, backward, update), with what was not counted."""
-    with grouped_conv_backward(), FlopCounter() as counter:
+    with FlopCounter() as counter:
         step(batch)
     return counter.result
 
