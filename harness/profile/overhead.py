@@ -63,10 +63,10 @@ class InstrumentationCost:
     timing_range: RangeCost
 
 
-def _fastest_us(fn: Callable[[], object], calls: int) -> float:
-    """Fastest of ROUNDS timings of `fn`, in microseconds per one of the `calls` it makes."""
+def _fastest_us(fn: Callable[[], object], calls: int, rounds: int = ROUNDS) -> float:
+    """Fastest of `rounds` timings of `fn`, in microseconds per one of the `calls` it makes."""
     best = float("inf")
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         start = time.perf_counter_ns()
         fn()
         best = min(best, time.perf_counter_ns() - start)
@@ -94,20 +94,23 @@ class _Block(nn.Module):
         return x + self.down(F.silu(self.up(self.norm2(x))))
 
 
+EVENT_ROUNDS = 12  # each profiled round records ~800 events, and turning them into Python objects is slow
+
+
 def _event_us() -> float:
     torch.manual_seed(0)
     blocks, x = nn.Sequential(*(_Block() for _ in range(4))), torch.randn(1, 16, 64)
 
     def run() -> None:
-        for _ in range(CALLS // 40):
+        for _ in range(4):
             blocks(x)
 
     run()
-    plain = _fastest_us(run, 1)
+    plain = _fastest_us(run, 1, EVENT_ROUNDS)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        profiled = _fastest_us(run, 1)
+        profiled = _fastest_us(run, 1, EVENT_ROUNDS)
     # Every event the profiled rounds recorded, nested ones included, shares the added time.
-    events = len(prof.events()) / ROUNDS
+    events = len(prof.events()) / EVENT_ROUNDS
     return max(0.0, (profiled - plain) / events)
 
 
