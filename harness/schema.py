@@ -92,9 +92,18 @@ METRIC_UNITS: dict[str, str] = {
     "profile_overhead": "1",  # attributed / unprofiled phase time - 1: how faithful the breakdown is
     "instrumentation_ms": "ms",  # module-hook cost per phase call taken out of a CPU breakdown
     "profiler_overhead": "1",  # profiler pass / unprofiled phase time - 1: how slow the trace's calls ran
+    # task rows (harness.tasks.evaluate): scores in [0, 1] unless noted
     "accuracy": "1",
     "macro_f1": "1",
     "mAP": "1",
+    "exact_match_rate": "1",  # answers matching a label exactly, before nearest-label matching
+    "skipped_clips": "clips",  # unreadable or missing clips left out of a score
+    **{f"bleu_{n}": "1" for n in range(1, 5)},
+    "rouge_l": "1",
+    "cider_d": "1",  # CIDEr-D is not bounded by 1 (x10 scale, as published)
+    "meteor": "1",
+    "spice": "1",
+    "spider": "1",  # (CIDEr-D + SPICE) / 2
 }
 
 

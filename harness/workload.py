@@ -66,7 +66,7 @@ def measure_point(point: Point, settings: Measure) -> PointResult:
         profile_rows = []
     if training:  # last: it makes the model a training one (LoRA adapters, train mode)
         measured["train_step"] = measure_train_step(lalm, point, settings, inference.timer) + max_batch
-    context = {"scan_backend": lalm.scan_backend, "attn_backend": _attention(lalm)}
+    context = {"scan_backend": lalm.scan_backend, "attn_backend": attention_implementation(lalm)}
     rows, samples = [], []
     for phase, measurements in measured.items():
         for m in measurements:
@@ -116,7 +116,7 @@ def _profile(lalm: object, inputs: PhaseInputs, phases: tuple[str, ...], device:
         return rows, profile_files(Path(tmp))
 
 
-def _attention(lalm: object) -> str:
+def attention_implementation(lalm: object) -> str:
     """The attention implementation the LM runs ("" for Mamba, which has none)."""
     if lalm.spec.lm != "llama":
         return ""

@@ -14,7 +14,7 @@ from harness.points import Point
 from harness.schema import METRIC_UNITS
 from harness.suite import validate_suite
 from harness.tasks.evaluate import Evaluation
-from harness.workload import _attention  # the same attention label the cost rows carry
+from harness.workload import attention_implementation  # the same label the cost rows carry
 from models.lalm import LALM
 
 DTYPE_NAMES = {"torch.float32": "float32", "torch.float16": "float16", "torch.bfloat16": "bfloat16"}
@@ -40,7 +40,7 @@ def task_rows(lalm: LALM, evaluation: Evaluation, checkpoint: str, run_id: str, 
     }
     context = {
         "dataset": evaluation.dataset.describe, "checkpoint": checkpoint, "scan_backend": lalm.scan_backend,
-        "attn_backend": _attention(lalm), "device_name": env.device_name(point.device), "host": socket.gethostname(),
+        "attn_backend": attention_implementation(lalm), "device_name": env.device_name(point.device), "host": socket.gethostname(),
         "git_sha": env.git_sha(), "torch_version": env.package_version("torch"),
         "transformers_version": env.package_version("transformers"),
     }
