@@ -148,7 +148,10 @@ def test_accuracy_cost_uses_the_nearest_length_and_marks_the_front():
     for variant, accuracy in (("ast+llama", 0.70), ("dass+mamba", 0.66)):
         rows.append({**_rows(variant, 10, phase="task", metric="accuracy", value=accuracy), "unit": "1",
                      "dataset": "esc50"})
+        for diagnostic in analysis.TASK_DIAGNOSTICS:  # about the evaluation, not a score: never charted
+            rows.append({**_rows(variant, 10, phase="task", metric=diagnostic, value=3.0), "dataset": "esc50"})
     table = analysis.accuracy_cost(analysis.prepare(schema.conform(rows))).set_index("variant")
+    assert set(table["metric"]) == {"accuracy"}
     assert table.loc["ast+llama", "cost"] == 100.0 and table.loc["dass+mamba", "cost"] == 50.0
     assert table["pareto"].all()
     trade = analysis.accuracy_trade(table.reset_index()).iloc[0]

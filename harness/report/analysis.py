@@ -519,8 +519,14 @@ def pareto_front(cost: np.ndarray, score: np.ndarray) -> np.ndarray:
     return ~(no_worse & better).any(axis=1)
 
 
+# Task rows that describe an evaluation rather than score it: how often a generated answer matched
+# a label exactly (before nearest-label matching), and how many clips could not be read.
+TASK_DIAGNOSTICS = frozenset({"exact_match_rate", "skipped_clips"})
+
+
 def accuracy_cost(df: pd.DataFrame) -> pd.DataFrame:
-    """Task scores beside each series' inference cost, with the Pareto front per dataset and metric.
+    """Task scores (not TASK_DIAGNOSTICS) beside each series' inference cost, with the Pareto front
+    per dataset and metric.
 
     A task row's cost is the cost metric (COST_OF_TASK) of the same series at the smallest
     batch and the measured length nearest the task's audio length.
@@ -529,7 +535,7 @@ def accuracy_cost(df: pd.DataFrame) -> pd.DataFrame:
     """
     columns = ["series", "variant", "setting", "dataset", "metric", "score", "cost", "cost_phase",
                "cost_metric", "cost_unit", "pareto"]
-    tasks = ok_values(df[df["phase"] == "task"])
+    tasks = ok_values(df[(df["phase"] == "task") & ~df["metric"].isin(TASK_DIAGNOSTICS)])
     if tasks.empty:
         return pd.DataFrame(columns=columns)
     inference = ok_values(df[df["workload"] == "inference"])
