@@ -29,9 +29,10 @@ PROFILES_GUIDE = (
     "Points profiled with --profile (or measure.profile = true): module by module in their run folder, each "
     "with a summary page (time by component and role, the module tree, the top operators per phase) and, per "
     "phase, a trace for ui.perfetto.dev, modules.csv and operators.csv beside it. A profile is faithful when "
-    "its profiled phase time is within ±{limit} of the phase timed with nothing attached; beyond that the "
-    "instrumentation is comparable to the work and over-weights modules with many small operators. Percentages: "
-    "profiled / unprofiled − 1. These rows are never part of the fits and comparisons above."
+    "the phase time its modules add up to (the instrumentation's measured cost taken out) is within ±{limit} of "
+    "the phase timed with nothing attached; beyond that instrumentation or other load distorts the module "
+    "times. Percentages: attributed / unprofiled − 1. These rows are never part of the fits and comparisons "
+    "above."
 )
 
 
