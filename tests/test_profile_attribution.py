@@ -12,7 +12,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 from harness.measure.timing import Timing
 from harness.profile.attribution import DEVICE_IDLE, Breakdown, breakdown, central, phase_events, repeat_times
 from harness.profile import hook_timing
-from harness.profile.hook_timing import hook_cost_us, operator_shares, self_times, split_operators, timed_calls
+from harness.profile.hook_timing import hook_cost_us, operator_split, self_times, split_operators, timed_calls
 from harness.profile.overhead import RangeCost, compensate, measure_cost
 from harness.profile.phase import PhaseProfile, ProfileSettings
 from harness.profile.ranges import ModuleRanges
@@ -228,8 +228,9 @@ def test_split_operators_carve_their_profiled_share_out_of_the_timed_module():
     profiled = repeat_times(tree())  # a.b self 15, its scan 15: the scan is half of a.b's time
     timed = self_times(boundaries((10, "a", True), (20, "a.b", True), (60, "a.b", False), (70, "a", False)), 0,
                        100_000)
-    assert operator_shares([profiled]) == {"a.b/scan": 0.5}
-    split = split_operators(timed, [profiled])
+    split = operator_split([profiled])
+    assert split.shares == {"a.b/scan": 0.5} and split.names == {"a.b/scan": "lalm::selective_scan"}
+    split = split_operators(timed, split)
     assert split.host_us["a.b"] == split.host_us["a.b/scan"] == 20
     assert split.kernels == {"a.b/scan": "lalm::selective_scan"} and split.calls["a.b/scan"] == 1
     assert sum(split.host_us.values()) == split.wall_us == 100

@@ -181,30 +181,43 @@ def timed_calls(work: PhaseWork, parts: Sequence[tuple[nn.Module, Part]], repeat
     return TimingPass(full, plain_us, max(hook_us, stand_in_us), in_place)
 
 
-def operator_shares(profiled: Sequence[RepeatTimes]) -> dict[str, float]:
-    """For each split-out operator's path ("<module>/scan"): its mean share of its module's time
-    (the module's self time plus all its split-out operators') over the profiler pass's repeats."""
+@dataclass(frozen=True)
+class OperatorSplit:
+    """What the profiler pass says of the split-out operators, per virtual path ("<module>/scan"):
+    share of its module's time (the module's self time plus all its split-out operators'), mean
+    over the profiler pass's repeats; the operator's event name; its calls per phase call."""
+
+    shares: dict[str, float]
+    names: dict[str, str]
+    calls: dict[str, int]
+
+
+def operator_split(profiled: Sequence[RepeatTimes]) -> OperatorSplit:
+    """The split-out operators of the profiler pass's repeats (see OperatorSplit)."""
     shares: dict[str, list[float]] = defaultdict(list)
+    names: dict[str, str] = {}
+    calls: dict[str, int] = {}
     for rep in profiled:
-        for path in rep.kernels:
+        for path, name in rep.kernels.items():
             owner = path.rsplit("/", 1)[0]
             whole = rep.host_us.get(owner, 0.0) + sum(rep.host_us[k] for k in rep.kernels if k.startswith(owner + "/"))
             shares[path].append(rep.host_us[path] / whole if whole > 0 else 0.0)
-    return {path: float(np.mean(values)) for path, values in shares.items()}
+            names.setdefault(path, name)
+            calls.setdefault(path, rep.calls[path])
+    return OperatorSplit({path: float(np.mean(values)) for path, values in shares.items()}, names, calls)
 
 
-def split_operators(timed: RepeatTimes, profiled: Sequence[RepeatTimes]) -> RepeatTimes:
-    """`timed` with each split-out operator carved out of its module's self time, at the share it
-    had in the profiler pass (`operator_shares`); the call's total is unchanged."""
+def split_operators(timed: RepeatTimes, split: OperatorSplit) -> RepeatTimes:
+    """`timed` with each split-out operator carved out of its module's self time at the share it
+    had in the profiler pass; the call's total is unchanged."""
     out = replace(timed, host_us=defaultdict(float, timed.host_us), calls=defaultdict(int, timed.calls),
                   kernels=dict(timed.kernels))
     whole = dict(timed.host_us)  # module times before any operator is carved out
-    for path, share in operator_shares(profiled).items():
+    for path, share in split.shares.items():
         owner = path.rsplit("/", 1)[0]
         moved = share * whole.get(owner, 0.0)
         out.host_us[path] += moved
         out.host_us[owner] -= moved
-        first = next(rep for rep in profiled if path in rep.kernels)
-        out.calls[path] = first.calls[path]
-        out.kernels[path] = first.kernels[path]
+        out.calls[path] = split.calls[path]
+        out.kernels[path] = split.names[path]
     return out

@@ -47,7 +47,7 @@ from harness.measure.phases import PhaseWork
 from harness.measure.timing import Timer, TimerSettings, Timing, synchronizer
 from harness.profile.attribution import Breakdown, RepeatTimes, breakdown, central, phase_events, repeat_times
 from harness.profile.cuda_memory import Snapshot, snapshot_call
-from harness.profile.hook_timing import TimingPass, split_operators, timed_calls
+from harness.profile.hook_timing import TimingPass, operator_split, split_operators, timed_calls
 from harness.profile.module_flops import module_flops
 from harness.profile.operators import operator_table
 from harness.profile.overhead import InstrumentationCost, RangeCost, compensate, measure_cost
@@ -205,8 +205,8 @@ def cpu_breakdown(profiled: Sequence[RepeatTimes], timed: Sequence[RepeatTimes],
     """The CPU breakdown: the timing pass's module times with its hooks' cost taken out, then the
     split-out operators carved out at the shares they had in the profiler pass (itself with its
     events' and ranges' cost taken out)."""
-    fair_profiled = [compensate(rep, cost.event_us, cost.profiler_range) for rep in profiled]
-    attributed = [split_operators(compensate(rep, 0.0, cost.timing_range), fair_profiled) for rep in timed]
+    split = operator_split([compensate(rep, cost.event_us, cost.profiler_range) for rep in profiled])
+    attributed = [split_operators(compensate(rep, 0.0, cost.timing_range), split) for rep in timed]
     return breakdown(attributed, device=False, profiled=timed)
 
 
