@@ -35,6 +35,15 @@ def write_wav(path: Path, samples: np.ndarray, rate: int = SAMPLE_RATE, width: i
 
 
 @pytest.fixture
+def one_thread():
+    """Torch on one thread for the test: tiny models train fastest so, more only contend for a busy CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def wav_file(tmp_path: Path) -> Path:
     return write_wav(tmp_path / "clip.wav", make_wave(1.0)[0].numpy())
 

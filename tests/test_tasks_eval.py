@@ -22,12 +22,7 @@ from tests.conftest import write_wav
 CLASSES = ("yes", "no", "_unknown_", "_silence_")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _dataset(labels: list[str], kind: str = "classification") -> TaskDataset:

@@ -20,13 +20,7 @@ from models.train.teacher_forcing import IGNORE, spec_augment
 TOK = ByteTokenizer()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train fastest on one thread; more only contend for a busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_byte_tokenizer_round_trip_and_specials():
