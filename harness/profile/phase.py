@@ -125,6 +125,12 @@ class PhaseProfile:
         return self.attributed_ms / reference - 1 if reference > 0 else math.nan
 
     @property
+    def profiler_overhead(self) -> float:
+        """CPU: how much slower the profiler pass's calls (the trace's) ran than unprofiled ones (NaN on CUDA)."""
+        reference = self.reference.median
+        return self.profiler_ms / reference - 1 if reference > 0 else math.nan
+
+    @property
     def faithful(self) -> bool:
         return abs(self.overhead) <= self.settings.faithful_within
 

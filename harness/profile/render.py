@@ -44,9 +44,8 @@ def _profiler_pass(profile: PhaseProfile) -> str:
     """How much slower the calls in the trace ran, where the breakdown comes from another pass."""
     if math.isnan(profile.profiler_ms):
         return ""
-    slower = profile.profiler_ms / profile.reference.median - 1
     return (f". The profiler pass (trace, operators) ran {profile.profiler_ms:.4g} ms a call "
-            f"({slower:+.0%}: an event per operator)")
+            f"({profile.profiler_overhead:+.0%}: an event per operator)")
 
 
 def _time_label(profile: PhaseProfile) -> str:
