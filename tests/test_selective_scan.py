@@ -22,6 +22,7 @@ from models.ops.selective_scan import (
     selective_state_update,
 )
 from models.ops.scan_cpu import BLOCK, LANES
+from models.ops.scan_cuda import mamba_ssm_available
 
 
 def scan_inputs(b, d, l, n, groups=0, D=True, z=True, bias=True, dtype=torch.float32, seed=0, requires_grad=False):
@@ -335,14 +336,92 @@ def test_fvcore_traces_the_mamba_lm_at_4096_tokens():
     assert by_op["selective_scan"] == cfg.num_hidden_layers * (scan // 2)  # fvcore's unit: multiply-adds
 
 
+# ---------------------------------------------------------------------------------------------
+# On a GPU: mamba-ssm's kernels through the op, within mamba-ssm's own test tolerances (its
+# kernels are built with fast math: rtol 6e-4 / atol 2e-3 in float32, 3e-3 / 5e-3 in float16).
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+needs_kernel = pytest.mark.skipif(not mamba_ssm_available(), reason="selective_scan_cuda (mamba-ssm's CUDA build) "
+                                  "does not import")
+MAMBA_TOLERANCE = {torch.float32: dict(rtol=6e-4, atol=2e-3), torch.float16: dict(rtol=3e-3, atol=5e-3)}
+
+
+def on_cuda(inputs: dict, dtype: torch.dtype = torch.float32) -> dict:
+    """The inputs on the GPU; u, delta, B, C, z in `dtype` (A, D, delta_bias stay float32)."""
+    low = ("u", "delta", "B", "C", "z")
+    return {k: None if v is None else v.detach().to("cuda", dtype if k in low else v.dtype).requires_grad_(v.requires_grad)
+            for k, v in inputs.items()}
+
+
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@needs_cuda
+@needs_kernel
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
 @pytest.mark.parametrize("seed", range(4))
-def test_cuda_backend_matches_reference(seed):
+def test_cuda_backend_matches_reference(seed, dtype):
     case, flags = random_case(seed)
-    inputs = scan_inputs(**case, seed=seed)
-    ref = selective_scan(**as_double(inputs), **flags, backend="reference")
-    out = selective_scan(**{k: (None if v is None else v.cuda()) for k, v in inputs.items()}, **flags, backend="cuda")
+    inputs = on_cuda(scan_inputs(**case, seed=seed), dtype)
+    ref = selective_scan(**{k: None if v is None else v.cpu().double() for k, v in inputs.items()}, **flags,
+                         backend="reference")
+    out = selective_scan(**inputs, **flags, backend="cuda")
     outs, refs = (out, ref) if flags["return_last_state"] else ((out,), (ref,))
     for got, want in zip(outs, refs):
-        assert rel_err(got.cpu(), want) <= 1e-5
+        torch.testing.assert_close(got.cpu().double(), want, **MAMBA_TOLERANCE[dtype])
+
+
+@pytest.mark.gpu
+@needs_cuda
+@needs_kernel
+@pytest.mark.parametrize("groups", [0, 2])
+def test_cuda_backward_matches_reference(groups):
+    inputs = on_cuda(scan_inputs(2, 16, 300, 8, groups=groups, requires_grad=True))
+    ref = {k: None if v is None else v.detach().cpu().double().requires_grad_() for k, v in inputs.items()}
+    for tensors, backend in ((inputs, "cuda"), (ref, "reference")):
+        selective_scan(**tensors, delta_softplus=True, backend=backend).square().sum().backward()
+    tolerance = MAMBA_TOLERANCE[torch.float32]  # mamba-ssm allows up to 5x rtol, 10x atol on gradients
+    for name in inputs:
+        torch.testing.assert_close(inputs[name].grad.cpu().double(), ref[name].grad,
+                                   rtol=5 * tolerance["rtol"], atol=10 * tolerance["atol"], msg=name)
+
+
+@pytest.mark.gpu
+@needs_cuda
+@needs_kernel
+def test_cuda_op_registrations_pass_opcheck():
+    """The fake's shapes and strides (chunk states, contiguous last state) against the kernel's."""
+    inputs = on_cuda(scan_inputs(2, 4, 2100, 3, groups=2, requires_grad=True))  # two chunks of the kernel
+    torch.library.opcheck(torch.ops.lalm.selective_scan.default, (*inputs.values(), True, True, "mamba-ssm"))
+
+
+@pytest.mark.gpu
+@needs_cuda
+@pytest.mark.parametrize("absent", [(), ("D", "delta_bias")], ids=["all", "no-D-bias"])
+def test_cuda_state_update_matches_the_torch_step(absent):
+    inputs = on_cuda(scan_inputs(2, 32, 1, 16))
+    step = {k: (v[..., 0] if k in ("u", "delta", "z", "B", "C") else v) for k, v in inputs.items()}
+    step.update(dict.fromkeys(absent))
+    state = torch.randn(2, 32, 16, device="cuda")
+    expected_state = state.clone()
+    expected = selective_state_update(expected_state, **step, delta_softplus=True, backend="reference")
+    got = selective_state_update(state, **step, delta_softplus=True, backend="cuda")
+    torch.testing.assert_close(got, expected, **MAMBA_TOLERANCE[torch.float32])
+    torch.testing.assert_close(state, expected_state, **MAMBA_TOLERANCE[torch.float32])
+
+
+@pytest.mark.gpu
+@needs_cuda
+@pytest.mark.parametrize("dtype, atol", [(torch.float32, 2e-3), (torch.float16, 3e-2)], ids=["fp32", "fp16"])
+def test_mamba_logits_match_transformers_on_cuda(dtype, atol):
+    """ScanMambaMixer (prefill scan + decode steps) against transformers' own Mamba on the GPU."""
+    model = tiny_mamba().to("cuda", dtype)
+    ids = torch.randint(0, 256, (2, 40), generator=torch.Generator().manual_seed(2)).cuda()
+    with torch.no_grad():
+        full = model(ids, use_cache=False).logits.float()
+        use_scan_backend(model, "cuda" if mamba_ssm_available() else "auto")
+        torch.testing.assert_close(model(ids, use_cache=False).logits.float(), full, rtol=0, atol=atol)
+        out = model(ids[:, :32], use_cache=True)
+        steps = [out.logits[:, -1]]
+        for t in range(32, 40):
+            out = model(ids[:, t:t + 1], cache=out.cache, use_cache=True)
+            steps.append(out.logits[:, -1])
+    torch.testing.assert_close(torch.stack(steps, 1).float(), full[:, 31:], rtol=0, atol=atol)

@@ -22,11 +22,15 @@ report half of `scan_flops`, consistent with fvcore's own matmul counts.
 Backends (`resolve_backend` maps a setting to the name of what runs):
     reference  sequential loop in PyTorch (float64-capable; the tests' ground truth)
     numba      compiled CPU kernel, parallel over batch x channels, never builds (b, d, l, n)
-    mamba-ssm  mamba-ssm's CUDA kernel (when installed)
+    mamba-ssm  mamba-ssm's CUDA kernel (when its extension `selective_scan_cuda` imports)
     torch      vectorised PyTorch (chunked prefix scan): CUDA without mamba-ssm, other devices
-The backward is a reverse-time scan (its own op for `numba`); the other backends differentiate
-their PyTorch recomputation. mamba-ssm's kernel has no gradient for last_state, so when
-last_state is returned the backward of that backend recomputes with `torch` instead.
+The backward is a reverse-time scan, its own op with a FLOP formula for `numba`
+(`lalm::selective_scan_cpu_backward`) and `mamba-ssm` (`lalm::selective_scan_cuda_backward`);
+`reference` and `torch` differentiate their PyTorch recomputation. For `mamba-ssm` the forward
+op also returns the kernel's residuals (per-chunk states, the output before the gate; empty for
+the other backends), so the backward kernel runs on them without running the forward again.
+That kernel has no gradient for last_state: when one flows back, the backward recomputes with
+`torch` instead.
 """
 from __future__ import annotations
 
@@ -53,10 +57,10 @@ __all__ = [
 SCAN_SETTINGS = ("auto", "reference", "cpu", "cuda", "hf")
 # 'hf' is not a scan implementation: it tells `models.ops.hf_mamba` to leave transformers' own
 # path; other callers of the op (DASS) then scan as with 'auto'.
+# The backends whose forward returns (y, last_state); mamba-ssm's also returns its residuals.
 _FORWARD: dict[str, Callable] = {
     "reference": scan_torch.reference_scan,
     "numba": scan_cpu.scan,
-    "mamba-ssm": scan_cuda.scan,
     "torch": scan_torch.chunked_scan,
 }
 
@@ -64,7 +68,7 @@ _FORWARD: dict[str, Callable] = {
 def resolve_backend(backend: str, device: torch.device | str) -> str:
     """Which implementation a setting (auto|reference|cpu|cuda|hf) runs on `device`.
 
-    auto: the numba kernel on CPU, mamba-ssm on CUDA when installed (else vectorised torch),
+    auto: the numba kernel on CPU, mamba-ssm on CUDA when its kernel imports (else vectorised torch),
     vectorised torch elsewhere. Returns one of reference|numba|mamba-ssm|torch|hf.
     """
     kind = torch.device(device).type
@@ -111,17 +115,30 @@ def _scan_op(
     delta_softplus: bool,
     return_last_state: bool,
     backend: str,
-) -> tuple[Tensor, Tensor]:
-    y, last_state = _FORWARD[backend](u, delta, A, _grouped(B), _grouped(C), D, z, delta_bias, delta_softplus)
-    # The op returns two tensors either way; an empty one stands for "not asked".
-    return y, (last_state if return_last_state else u.new_empty(0))
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(y, last_state, chunk_states, pre_gate); an empty tensor stands for one not asked or not
+    made (only mamba-ssm makes the last two: the residuals its backward kernel reads)."""
+    if backend == "mamba-ssm":
+        y, last_state, chunk_states, pre_gate = scan_cuda.forward(
+            u, delta, A, _grouped(B), _grouped(C), D, z, delta_bias, delta_softplus)
+    else:
+        y, last_state = _FORWARD[backend](u, delta, A, _grouped(B), _grouped(C), D, z, delta_bias, delta_softplus)
+        chunk_states, pre_gate = u.new_empty(0), u.new_empty(0)  # two tensors: outputs may not alias
+    return y, (last_state if return_last_state else u.new_empty(0)), chunk_states, pre_gate
 
 
 @_scan_op.register_fake
 def _scan_fake(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, backend):
-    b, d, _ = u.shape
-    last_shape = (b, d, A.shape[1]) if return_last_state else (0,)
-    return u.new_empty(u.shape), u.new_empty(last_shape, dtype=scan_torch.compute_dtype(u))
+    """Shapes, dtypes and strides of what each backend returns: all contiguous (the CUDA path
+    copies its strided last state, see `scan_cuda.last_state`)."""
+    b, d, l = u.shape
+    n = A.shape[1]
+    last_shape = (b, d, n) if return_last_state else (0,)
+    y, last_state = u.new_empty(u.shape), u.new_empty(last_shape, dtype=scan_torch.compute_dtype(u))
+    if backend != "mamba-ssm":
+        return y, last_state, u.new_empty(0), u.new_empty(0)
+    chunk_states = u.new_empty(scan_cuda.chunk_states_shape(b, d, l, n), dtype=torch.float32)
+    return y, last_state, chunk_states, u.new_empty(u.shape if z is not None else (0,))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,21 +146,24 @@ def _scan_fake(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_
 
 def _setup_context(ctx, inputs, output) -> None:
     *tensors, delta_softplus, return_last_state, backend = inputs
-    ctx.save_for_backward(*tensors)
+    _, _, chunk_states, pre_gate = output
+    ctx.mark_non_differentiable(chunk_states, pre_gate)
+    # An output nobody differentiates gets None, not zeros: the CUDA kernel, which has no
+    # last_state gradient, can then be used whenever last_state's gradient is absent.
+    ctx.set_materialize_grads(False)
+    ctx.save_for_backward(*tensors, chunk_states, pre_gate)
     ctx.delta_softplus, ctx.return_last_state, ctx.backend = delta_softplus, return_last_state, backend
 
 
-def _grads_by_recompute(forward: Callable, ctx, dy: Tensor, dlast: Tensor) -> list[Tensor | None]:
-    """Gradients of the saved inputs by differentiating `forward` (a PyTorch implementation)."""
+def _grads_by_recompute(forward: Callable, ctx, inputs: list, dy: Tensor, dlast: Tensor | None
+                        ) -> list[Tensor | None]:
+    """Gradients of the saved `inputs` by differentiating `forward` (a PyTorch implementation)."""
     with torch.enable_grad():
-        leaves = [
-            None if t is None else t.detach().requires_grad_(needs)
-            for t, needs in zip(ctx.saved_tensors, ctx.needs_input_grad)
-        ]
+        leaves = [None if t is None else t.detach().requires_grad_(needs) for t, needs in zip(inputs, ctx.needs_input_grad)]
         u, delta, A, B, C, D, z, delta_bias = leaves
         y, last_state = forward(u, delta, A, _grouped(B), _grouped(C), D, z, delta_bias, ctx.delta_softplus)
         outputs, output_grads = [y], [dy]
-        if ctx.return_last_state:
+        if dlast is not None:
             outputs.append(last_state)
             output_grads.append(dlast)
         wanted = [t for t in leaves if t is not None and t.requires_grad]
@@ -151,15 +171,29 @@ def _grads_by_recompute(forward: Callable, ctx, dy: Tensor, dlast: Tensor) -> li
     return [next(found) if t is not None and t.requires_grad else None for t in leaves]
 
 
-def _backward(ctx, dy: Tensor, dlast: Tensor):
+def _backward(ctx, dy: Tensor | None, dlast: Tensor | None, _chunk_states_grad, _pre_gate_grad):
+    # ctx.saved_tensors is read once: activation checkpointing allows each unpack only once.
+    *inputs, chunk_states, pre_gate = ctx.saved_tensors
+    if dy is None:  # only last_state is differentiated
+        dy = torch.zeros_like(inputs[0])
+    if not ctx.return_last_state:
+        dlast = None
     if ctx.backend == "numba":
-        grads = _numba_backward(ctx, dy, dlast)
-    else:
-        forward = _FORWARD[ctx.backend]
-        if ctx.backend == "mamba-ssm" and ctx.return_last_state:
-            forward = scan_torch.chunked_scan
-        grads = _grads_by_recompute(forward, ctx, dy, dlast)
+        grads = _numba_backward(ctx, inputs, dy, dlast)
+    elif ctx.backend == "mamba-ssm" and dlast is None:
+        grads = _cuda_backward(ctx, inputs, dy, chunk_states, pre_gate)
+    else:  # the reference, the vectorised fallback, or a last_state gradient the CUDA kernel lacks
+        forward = scan_torch.chunked_scan if ctx.backend == "mamba-ssm" else _FORWARD[ctx.backend]
+        grads = _grads_by_recompute(forward, ctx, inputs, dy, dlast)
     return (*grads, None, None, None)  # no gradients for delta_softplus, return_last_state, backend
+
+
+def _typed_grads(grads: list[Tensor], inputs: list, ctx) -> list[Tensor | None]:
+    """A backward op's gradients in the shapes and dtypes of the inputs that want them."""
+    return [
+        None if t is None or not needs else grad.reshape(t.shape).to(t.dtype)
+        for grad, t, needs in zip(grads, inputs, ctx.needs_input_grad)
+    ]
 
 
 torch.library.register_autograd("lalm::selective_scan", _backward, setup_context=_setup_context)
@@ -191,19 +225,47 @@ def _cpu_backward_fake(dy, dlast, u, delta, A, B, C, D, z, delta_bias, delta_sof
     return [u.new_empty(shape if t is not None else (0,), dtype=dtype) for shape, t in zip(shapes, present)]
 
 
-def _numba_backward(ctx, dy: Tensor, dlast: Tensor) -> list[Tensor | None]:
-    # ctx.saved_tensors is read once: activation checkpointing allows each unpack only once.
-    saved = ctx.saved_tensors
-    u, delta, A, B, C, D, z, delta_bias = saved
-    grads = _cpu_backward_op(
-        dy, dlast if ctx.return_last_state else None,
-        u, delta, A, _grouped(B), _grouped(C), D, z, delta_bias, ctx.delta_softplus,
-    )
-    grads[3], grads[4] = grads[3].reshape(B.shape), grads[4].reshape(C.shape)
-    return [
-        None if t is None or not needs else grad.to(t.dtype)
-        for grad, t, needs in zip(grads, saved, ctx.needs_input_grad)
-    ]
+def _numba_backward(ctx, inputs: list, dy: Tensor, dlast: Tensor | None) -> list[Tensor | None]:
+    u, delta, A, B, C, D, z, delta_bias = inputs
+    grads = _cpu_backward_op(dy, dlast, u, delta, A, _grouped(B), _grouped(C), D, z, delta_bias, ctx.delta_softplus)
+    return _typed_grads(grads, inputs, ctx)
+
+
+@torch.library.custom_op("lalm::selective_scan_cuda_backward", mutates_args=())
+def _cuda_backward_op(
+    dy: Tensor,
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None,
+    z: Tensor | None,
+    delta_bias: Tensor | None,
+    chunk_states: Tensor,
+    pre_gate: Tensor,
+    delta_softplus: bool,
+) -> list[Tensor]:
+    """(du, ddelta, dA, dB, dC, dD, dz, ddelta_bias) from the forward's residuals; B, C grouped.
+
+    du, ddelta, dB, dC, dz in u's dtype, dA, dD, ddelta_bias in float32; empty for absent inputs.
+    """
+    return scan_cuda.backward(dy, u, delta, A, B, C, D, z, delta_bias, chunk_states, pre_gate, delta_softplus)
+
+
+@_cuda_backward_op.register_fake
+def _cuda_backward_fake(dy, u, delta, A, B, C, D, z, delta_bias, chunk_states, pre_gate, delta_softplus):
+    shapes = (u.shape, u.shape, A.shape, B.shape, C.shape, (u.shape[1],), u.shape, (u.shape[1],))
+    dtypes = (u.dtype, u.dtype, torch.float32, u.dtype, u.dtype, torch.float32, u.dtype, torch.float32)
+    present = (u, delta, A, B, C, D, z, delta_bias)
+    return [u.new_empty(shape if t is not None else (0,), dtype=dtype) for shape, dtype, t in zip(shapes, dtypes, present)]
+
+
+def _cuda_backward(ctx, inputs: list, dy: Tensor, chunk_states: Tensor, pre_gate: Tensor) -> list[Tensor | None]:
+    u, delta, A, B, C, D, z, delta_bias = inputs
+    grads = _cuda_backward_op(dy, u, delta, A, _grouped(B), _grouped(C), D, z, delta_bias, chunk_states, pre_gate,
+                              ctx.delta_softplus)
+    return _typed_grads(grads, inputs, ctx)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,6 +295,15 @@ _cpu_backward_flops = scan_backward_flops
 @register_flop_formula(torch.ops.lalm.selective_scan_cpu_backward)
 def _cpu_backward_flop_formula(dy, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus, *args, out_shape=None,
                                **kwargs) -> int:
+    b, d, l = u
+    return scan_backward_flops(b, d, l, A[1], _has(z), delta_softplus)
+
+
+@register_flop_formula(torch.ops.lalm.selective_scan_cuda_backward)
+def _cuda_backward_flop_formula(dy, u, delta, A, B, C, D, z, delta_bias, chunk_states, pre_gate, delta_softplus,
+                                *args, out_shape=None, **kwargs) -> int:
+    """The CUDA kernel recomputes the states from its per-chunk residuals and runs the same
+    adjoint recurrence as the CPU kernel, so the same closed form counts it."""
     b, d, l = u
     return scan_backward_flops(b, d, l, A[1], _has(z), delta_softplus)
 
@@ -303,7 +374,7 @@ def selective_scan(
     """
     _check(u, delta, A, B, C, D, z, delta_bias)
     name = _op_backend(backend, u.device)
-    y, last_state = _scan_op(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, name)
+    y, last_state, _, _ = _scan_op(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, name)
     return (y, last_state) if return_last_state else y
 
 
@@ -327,7 +398,7 @@ def _state_update_op(
 ) -> Tensor:
     mamba_update = scan_cuda.mamba_ssm_state_update() if backend == "mamba-ssm" else None
     if mamba_update is not None:
-        return mamba_update(state, u, delta, A, B, C, D=D, z=z, dt_bias=delta_bias, dt_softplus=delta_softplus)
+        return scan_cuda.state_update(mamba_update, state, u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     # One step is b*d*n elements: vectorised PyTorch is as fast as a kernel call here.
     grouped = [t.unsqueeze(1) if t.dim() == 2 else t for t in (B, C)]
     return scan_torch.state_update(state, u, delta, A, *grouped, D, z, delta_bias, delta_softplus)
