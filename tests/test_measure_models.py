@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from harness.measure.cuda_graph import GraphedDecode, StaticDecode, hf_causal_lm
+from harness.measure.cuda_graph import GraphedDecode, StaticDecode, hf_causal_lm, recurrent_state_tensors
 from harness.measure.phases import PHASE_ORDER, PhaseInputs, PhaseSettings, context_length, run_phases
 from models.state import tensor_bytes
 from harness.measure.timing import TimerSettings
@@ -67,23 +67,25 @@ def test_every_phase_of_every_variant_is_measured(variant):
     check_measured(build(variant, "tiny"), inputs_for(), PhaseSettings(timer=FAST, energy=False))
 
 
-def repeatable_steps(lalm) -> int:
-    """Steps that must all equal the first eager step: a rewound static KV cache repeats the same
-    step; Mamba's in-place state moves on by a token per step, so only its first step compares."""
-    return 3 if lalm.spec.lm == "llama" else 1
+REPLAYS = 3  # every replay after a reset must equal the first eager step
 
 
 @pytest.mark.parametrize("variant", ["ast+llama", "ast+mamba"])
 def test_static_decode_matches_the_eager_step(variant):
+    """What GraphedDecode does, on the CPU: steps that each advance the cache, each after a reset
+    that must undo the step before it in place (Mamba's conv and SSM state included)."""
     lalm = build(variant, "tiny")
     inputs = inputs_for(batch=2)
     with torch.inference_mode():
         token, cache = prefilled(lalm, inputs)
         expected, _ = lalm.decode_step(copy.deepcopy(cache), token)
         step = StaticDecode(hf_causal_lm(lalm.lm), lalm.spec.lm, cache, token, context_length(lalm, inputs))
-        for _ in range(repeatable_steps(lalm)):
+        addresses = [t.data_ptr() for t in recurrent_state_tensors(step.cache)]
+        assert bool(addresses) == (lalm.spec.lm == "mamba")
+        for _ in range(REPLAYS):  # warm-up and then replays, each after a reset
             step.reset()
             torch.testing.assert_close(step(), expected)
+        assert [t.data_ptr() for t in recurrent_state_tensors(step.cache)] == addresses  # graph-safe
 
 
 @pytest.mark.gpu
@@ -96,7 +98,7 @@ def test_graphed_decode_matches_the_eager_step(variant):
         expected, _ = lalm.decode_step(copy.deepcopy(cache), token)
         graphed = GraphedDecode(StaticDecode(hf_causal_lm(lalm.lm), lalm.spec.lm, cache, token,
                                              context_length(lalm, inputs)))
-        for _ in range(repeatable_steps(lalm)):
+        for _ in range(REPLAYS):
             graphed.reset()
             torch.testing.assert_close(graphed(), expected, rtol=1e-4, atol=1e-4)
 

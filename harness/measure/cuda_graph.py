@@ -8,8 +8,10 @@ keep its address and shape: the input token, the position, the attention mask an
   key/value into the last slot; `reset()` rewinds the cache's write position (an in-place fill,
   outside the graph), so every replay attends over exactly `context + 1` positions. The position
   ids and a 4D all-true mask are passed in, which skips transformers' mask construction.
-- Mamba: the conv and SSM states are already fixed-size and updated in place. Each step advances
-  them by one token, which does not change the work a step does; `reset()` has nothing to do.
+- Mamba: the conv and SSM states are already fixed-size and updated in place, so each step
+  advances them by a token. `reset()` copies a snapshot of the prefill's states back into them
+  (in place, addresses unchanged): without it the graph's warm-up steps would leave the first
+  replay computing the fourth step from the prefill, not the first, and every replay another.
 
 `StaticDecode` runs on any device (the CPU tests check it against the eager step);
 `GraphedDecode` captures it with `torch.cuda.graph` after warm-up on a side stream, as the
@@ -52,6 +54,19 @@ def static_kv_cache(model: PreTrainedModel, cache: object, context: int, slots: 
     return static
 
 
+def recurrent_state_tensors(cache: object) -> list[torch.Tensor]:
+    """The tensors of a cache that a decode step updates in place and that are not a KV cache:
+    every tensor a layer with conv/recurrent states holds (the states and its token count)."""
+    found: list[torch.Tensor] = []
+    for layer in getattr(cache, "layers", ()):
+        if not hasattr(layer, "recurrent_states"):
+            continue
+        for value in vars(layer).values():
+            values = value.values() if isinstance(value, dict) else (value,)
+            found.extend(t for t in values if isinstance(t, torch.Tensor))
+    return found
+
+
 class StaticDecode:
     """One greedy decode step at a fixed context with static inputs: () -> logits (B, vocab).
 
@@ -76,13 +91,17 @@ class StaticDecode:
         else:
             raise ValueError(f"no static decode for LM kind {kind!r}")
         self._extra[cache_argument(model)] = self.cache
+        self._snapshot = [(live, live.clone()) for live in recurrent_state_tensors(self.cache)]
 
     def reset(self) -> None:
-        """Rewind a static KV cache's write position to `context` (no-op for in-place SSM state)."""
+        """Put the cache back where the prefill left it, in place: rewind a static KV cache's
+        write position to `context`; copy the prefill's conv and SSM states back."""
         for layer in getattr(self.cache, "layers", ()):
             written = getattr(layer, "cumulative_length", None)
             if isinstance(written, torch.Tensor):
                 written.fill_(self.context)
+        for live, saved in self._snapshot:
+            live.copy_(saved)
 
     def __call__(self) -> torch.Tensor:
         return self.model(input_ids=self.token, use_cache=True, **self._extra).logits[:, -1]
