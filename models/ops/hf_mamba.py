@@ -5,23 +5,26 @@ On CPU, transformers' own Mamba mixer scans with a Python loop over time steps o
 swaps each `MambaMixer` for `ScanMambaMixer`, a subclass with the same parameters (so Hugging
 Face weight names and checkpoints are unchanged) whose SSM stage is one `lalm::selective_scan`
 call for a full sequence (prefill: the final conv window and SSM state go into the cache) and one
-`lalm::selective_state_update` for a single cached token (decode). Projections, the causal conv
-and the cache protocol are transformers' own.
+`lalm::selective_state_update` for a single cached token (decode). Projections and the cache
+protocol are transformers' own; the causal conv is the project's (`models.ops.causal_conv`), since
+transformers' conv helpers change form between releases.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 from transformers.cache_utils import Cache
-from transformers.integrations.accelerate import force_accelerate_hooks
-from transformers.models.mamba.modeling_mamba import (
-    MambaMixer,
-    apply_mask_to_padding_states,
-    causal_conv1d_fn,
-    causal_conv1d_update,
-)
+from transformers.models.mamba.modeling_mamba import MambaMixer
 
+from models.ops.causal_conv import causal_conv1d, causal_conv1d_step
 from models.ops.selective_scan import resolve_backend, selective_scan, selective_state_update
+
+
+def _zero_padding(hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """(b, l, d) with the positions where `attention_mask` (b, l) is 0 zeroed, so padding leaves no state."""
+    if attention_mask is None:
+        return hidden_states
+    return (hidden_states * attention_mask[:, :, None]).to(hidden_states.dtype)
 
 
 class ScanMambaMixer(MambaMixer):
@@ -29,7 +32,6 @@ class ScanMambaMixer(MambaMixer):
 
     scan_backend: str = "auto"
 
-    @force_accelerate_hooks(["conv1d", "dt_proj"])
     def forward(
         self,
         hidden_states: torch.Tensor,
@@ -42,18 +44,20 @@ class ScanMambaMixer(MambaMixer):
         conv_state = cache.get_conv_state(layer) if cache is not None else None
         ssm_state = cache.get_recurrent_state(layer) if cache is not None else None
 
-        hidden_states = apply_mask_to_padding_states(hidden_states, attention_mask)
+        hidden_states = _zero_padding(hidden_states, attention_mask)
         x, gate = self.in_proj(hidden_states).transpose(1, 2).chunk(2, dim=1)  # (b, d_inner, l) each
 
         conv_weight = self.conv1d.weight.squeeze(1)
         if conv_state is not None and seq_len == 1 and not cache.is_recording_past(layer):
-            x = causal_conv1d_update(x, conv_state, conv_weight, self.conv1d.bias, activation=self.activation)
+            x = causal_conv1d_step(x, conv_state, conv_weight, self.conv1d.bias, activation=self.activation)
+            if hasattr(cache, "increase_count"):  # transformers >= 5.25 counts cached tokens itself
+                cache.increase_count(layer, 0)
         else:
             if cache is not None:  # prepends the cached window and stores the new one
                 x = cache.update_conv_state(x, layer, conv_kernel_size=self.conv_kernel_size)
-            x = causal_conv1d_fn(x, conv_weight, self.conv1d.bias, activation=self.activation)[..., -seq_len:]
+            x = causal_conv1d(x, conv_weight, self.conv1d.bias, activation=self.activation)[..., -seq_len:]
 
-        x = apply_mask_to_padding_states(x.transpose(1, 2), attention_mask)  # (b, l, d_inner)
+        x = _zero_padding(x.transpose(1, 2), attention_mask)  # (b, l, d_inner)
         dt, B, C = torch.split(self.x_proj(x), [self.time_step_rank, self.ssm_state_size, self.ssm_state_size], -1)
         dt = self.dt_proj.weight @ dt.transpose(1, 2)  # (b, d_inner, l); the op adds the bias
         A = -torch.exp(self.A_log.float())
