@@ -46,6 +46,7 @@ import torch.utils.flop_counter as flop_counter
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode, register_flop_formula, sdpa_backward_flop_count, sdpa_flop_count
+from torch.utils.module_tracker import ModuleTracker
 
 from harness.measure.measurement import Measurement
 from models import analytic
@@ -169,6 +170,41 @@ class _OperatorInventory(TorchDispatchMode):
 # Counting
 
 
+def _can_take_gradient(value: object) -> object:
+    """`value` if a backward pass could reach it; else None (for the module tracker's eyes only)."""
+    if not isinstance(value, torch.Tensor) or not value.requires_grad:
+        return value
+    return value if torch.is_grad_enabled() and (value.grad_fn is not None or value.is_leaf) else None
+
+
+class _ForwardSafeModuleTracker(ModuleTracker):
+    """torch's ModuleTracker (which FlopCounterMode uses for its per-module totals), shown only the
+    tensors a backward pass could reach.
+
+    The tracker hooks every module's inputs and outputs for the backward pass. A dependency may
+    wrap a plain function in a module (transformers >= 5.25 does so for its hub kernels) and call
+    it with a view of a parameter; under inference mode such a view requires grad but has no
+    gradient function, and the tracker's hook registration raises ("'NoneType' object has no
+    attribute 'next_functions'", "Expected gradient function to be set"). No gradient can ever
+    reach such a tensor, so hiding it from the tracker loses nothing; the module call itself, and
+    what it computes, are untouched. `tests/test_flops.py` fails naming the hook if torch moves it.
+    """
+
+    def _fw_pre_hook(self, mod: nn.Module, input: object) -> None:
+        super()._fw_pre_hook(mod, torch.utils._pytree.tree_map(_can_take_gradient, input))
+
+    def _fw_post_hook(self, mod: nn.Module, input: object, output: object) -> None:
+        super()._fw_post_hook(mod, input, torch.utils._pytree.tree_map(_can_take_gradient, output))
+
+
+def flop_counter_mode() -> FlopCounterMode:
+    """The FlopCounterMode every count uses: this module's corrected formulas, a tracker that any
+    module (also a dependency's function-in-a-module) can pass through."""
+    mode = FlopCounterMode(display=False, custom_mapping=CORRECTED)
+    mode.mod_tracker = _ForwardSafeModuleTracker()
+    return mode
+
+
 @dataclass(frozen=True)
 class FlopCount:
     """One call's FLOPs. by_op: operator -> FLOPs. by_module: module path -> FLOPs (nested modules
@@ -189,7 +225,7 @@ class FlopCounter:
         self.result: FlopCount | None = None
 
     def __enter__(self) -> FlopCounter:
-        self._counter = FlopCounterMode(display=False, custom_mapping=CORRECTED)
+        self._counter = flop_counter_mode()
         self._inventory = _OperatorInventory(self._counter.flop_registry)
         self._inventory.__enter__()
         self._counter.__enter__()

@@ -1,7 +1,7 @@
 """FLOPs per module, exclusive of child modules, on the same module paths as the time breakdown.
 
-One untimed call of the phase runs under `torch.utils.flop_counter.FlopCounterMode` (with the
-formulas `harness.measure.flops` registers for what torch lacks: CPU attention, the FFT; the
+One untimed call of the phase runs under the counter `harness.measure.flops` sets up (torch's
+FlopCounterMode with the formulas it registers for what torch lacks: CPU attention, the FFT; the
 scan registers its own) while the module hooks of `ranges.ModuleRanges` track which module is
 innermost. At every module boundary the counter's running per-operator totals are read, and
 what was counted since the previous boundary belongs to the module innermost in between. So each
@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-import harness.measure.flops  # noqa: F401  (registers the FLOP formulas torch lacks)
+from harness.measure.flops import flop_counter_mode
 from harness.profile.ranges import ModuleRanges
 from harness.profile.structure import UNATTRIBUTED, Part, kernel_of, kernel_path
 
@@ -49,7 +49,7 @@ def module_flops(run: Callable[[], object], parts: Sequence[tuple[nn.Module, Par
     modules; split-out operators on their virtual child paths, the rest on UNATTRIBUTED."""
     if setup is not None:
         setup()
-    counter = FlopCounterMode(display=False)
+    counter = flop_counter_mode()
     attributor = _Attributor(counter)
     with torch.no_grad(), counter, ModuleRanges(parts, ranges=False, on_boundary=attributor.credit):
         run()
