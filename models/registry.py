@@ -92,9 +92,12 @@ def build(
         raise InputError(f"unknown weights component(s) {sorted(unknown)}; valid: {', '.join(COMPONENTS)}")
     device = torch.device(device)
     torch.manual_seed(seed)
-    # The fbank's tables are computed from data (not random), so build them on the CPU and move
-    # them; they stay float32 whatever the model dtype.
-    frontend = Fbank().to(device)
+    # The fbank's tables are computed from data (not random), so build them on the CPU, also
+    # inside a caller's `with torch.device("meta"):`, and move them; they stay float32 whatever
+    # the model dtype.
+    with torch.device("cpu"):
+        frontend = Fbank()
+    frontend = frontend.to(device)
     with _construct_on(device, dtype):
         encoder, projector, lm = _components(spec, SIZES[size], scan_backend)
         model = LALM(spec, frontend, encoder, projector, lm)
