@@ -11,7 +11,7 @@ from harness.measure.timing import TimerSettings
 from harness.measure.train_step import TrainInputs, TrainStepSettings, run_train_step
 from harness.points import Point
 from harness.suite import Measure
-from harness.train_cost.max_batch import find_max_batch, max_batch_measurement
+from harness.train_cost.max_batch import cuda_index, find_max_batch, max_batch_measurement
 from harness.train_cost.settings import TrainSettings
 from models import build
 
@@ -47,6 +47,18 @@ def test_cpu_search_reports_when_not_even_one_clip_fits():
     assert math.isnan(row.value) and row.status == "oom"
 
 
+def test_a_bare_cuda_device_gets_the_current_index(monkeypatch):
+    """The allocator cap takes a device with an index: a bare "cuda" (a point's device) raises."""
+    from torch._utils import _get_device_index
+
+    with pytest.raises(ValueError, match="specified index"):
+        _get_device_index(torch.device("cuda"))  # what set_per_process_memory_fraction did with it
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 3)
+    assert cuda_index(torch.device("cuda")) == 3
+    assert cuda_index(torch.device("cuda", 1)) == 1
+    assert _get_device_index(cuda_index(torch.device("cuda"))) == 3
+
+
 @pytest.mark.gpu
 def test_cuda_search_finds_where_an_allocator_cap_stops_the_batch():
     result, row = _search("cuda", "small", 30.0, cap_mb=1024, stage="lora")
@@ -64,3 +76,13 @@ def test_cuda_train_step_under_bf16_autocast_measures_allocator_memory():
     assert rows["latency_ms"].source == "cuda_event"
     assert rows["flop_coverage"].value == pytest.approx(1.0, rel=0.05)
     assert all(p.dtype == torch.float32 for p in lalm.parameters())
+
+
+@pytest.mark.gpu
+def test_cuda_ssm_train_step_counts_the_scan_backward():
+    """On CUDA the scan's backward is an op with a FLOP formula (the kernel's, when installed)."""
+    lalm = build("ast+mamba", "small", device="cuda")
+    settings = TrainStepSettings(stage="lora", timer=TimerSettings(warmup=1, min_runs=3, max_runs=3))
+    rows = {m.metric: m for m in run_train_step(lalm, TrainInputs(2, 10.0, 8, 8), settings)}
+    assert all(m.status == "ok" for m in rows.values()), {m.metric: m.note for m in rows.values()}
+    assert rows["flop_coverage"].value == pytest.approx(1.0, rel=0.05), rows["flop_coverage"].note

@@ -113,8 +113,9 @@ def fit_trial(point: Point, measure: Measure) -> PointResult:
     if device.type == "cpu" and train.memory_limit_mb:
         _one_malloc_arena()
     if device.type == "cuda" and train.memory_limit_mb:
-        total = torch.cuda.get_device_properties(device).total_memory
-        torch.cuda.set_per_process_memory_fraction(min(1.0, train.memory_limit_mb * 2**20 / total), device)
+        index = cuda_index(device)
+        total = torch.cuda.get_device_properties(index).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, train.memory_limit_mb * 2**20 / total), index)
     lalm = build(point.variant, point.size, device=device, dtype=getattr(torch, point.dtype),
                  scan_backend=point.scan_backend, seed=measure.seed)
     step = train_step_for(lalm, train.stage, train.precision, train.activation_checkpointing)
@@ -123,6 +124,12 @@ def fit_trial(point: Point, measure: Measure) -> PointResult:
     for _ in range(MEMORY_STEPS):
         step(batch)
     return PointResult()
+
+
+def cuda_index(device: torch.device) -> int:
+    """The index of a CUDA device; the current one for a bare "cuda" (which the allocator's
+    per-device settings reject: "Expected a torch.device with a specified index")."""
+    return device.index if device.index is not None else torch.cuda.current_device()
 
 
 def _one_malloc_arena() -> None:
