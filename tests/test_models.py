@@ -70,6 +70,13 @@ def test_paper_shapes_count_like_the_papers():
         assert abs(count(build_llama(LLAMA_MATCHED)) / count(mamba) - 1) < 0.01
 
 
+def test_build_inside_a_meta_device_context():
+    """The common idiom `with torch.device("meta"): build(...)`: the fbank tables still come from data."""
+    with torch.device("meta"):
+        model = build("dass+mamba", "tiny", device="meta")
+    assert {t.device.type for t in (*model.parameters(), *model.buffers())} == {"meta"}
+
+
 def test_whole_paper_lalm_builds_on_meta():
     model = build("ssm", "paper", device="meta")
     assert model.spec.variant == "dass+mamba" and model.device.type == "meta"
