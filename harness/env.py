@@ -2,10 +2,14 @@
 
 Nothing here imports torch or initialises CUDA: versions come from package metadata and GPUs
 from NVML, so capturing the environment is cheap and safe in any process (driver or worker).
+Whether the optional CUDA kernels import is asked of a child interpreter (`kernels`), and only
+when one of them is installed at all.
 """
 from __future__ import annotations
 
 import functools
+import importlib.util
+import json
 import os
 import platform
 import socket
@@ -18,7 +22,8 @@ from pathlib import Path
 import psutil
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("torch", "transformers", "numpy", "pandas", "pyarrow", "pydantic", "ray", "mamba-ssm", "causal-conv1d", "lalm-bench")
+PACKAGES = ("torch", "transformers", "numba", "numpy", "pandas", "pyarrow", "pydantic", "ray", "mamba-ssm",
+            "causal-conv1d", "lalm-bench")
 
 
 def now() -> str:
@@ -109,6 +114,58 @@ def device_name(device: str) -> str:
     return found[index]["name"] + suffix
 
 
+# Optional kernel modules: the import name and what to import from it. Installed is not enough:
+# an extension built against another torch fails at import ("undefined symbol"), and mamba-ssm
+# >= 2.3 installs without its CUDA scan unless built with MAMBA_KEEP_CUDA_BUILD=TRUE.
+KERNEL_IMPORTS = {
+    "selective_scan_cuda": "import selective_scan_cuda",
+    "causal_conv1d": "from causal_conv1d import causal_conv1d_fn, causal_conv1d_update",
+    "triton": "import triton",
+    "mamba_ssm": "from mamba_ssm.ops.triton.selective_state_update import selective_state_update",
+}
+KERNEL_PROBE_TIMEOUT_S = 120
+# Run in a child interpreter: imports torch and each kernel module (none initialises CUDA, and
+# a half-loaded extension stays out of this process), then asks the scan op what 'auto' runs on CUDA.
+_KERNEL_PROBE = """
+import json, sys
+import torch
+found = {}
+for name, statement in json.loads(sys.argv[1]).items():
+    try:
+        exec(statement, {})
+        found[name] = "ok"
+    except Exception as exc:
+        found[name] = (type(exc).__name__ + ": " + (str(exc).strip().splitlines() or [""])[0])[:200]
+from models.ops.selective_scan import resolve_backend
+found["auto_scan_backend_cuda"] = resolve_backend("auto", "cuda")
+print(json.dumps(found))
+"""
+
+
+@functools.cache
+def kernels() -> dict[str, str]:
+    """Per optional kernel module: "ok", "not installed" or the import's error (one line); and
+    `auto_scan_backend_cuda`, the scan implementation the 'auto' setting runs on a CUDA device."""
+    installed = {name for name in KERNEL_IMPORTS if importlib.util.find_spec(name) is not None}
+    if not installed:  # nothing to import: the scan op then falls back to vectorised torch on CUDA
+        return {**dict.fromkeys(KERNEL_IMPORTS, "not installed"), "auto_scan_backend_cuda": "torch"}
+    wanted = {name: statement for name, statement in KERNEL_IMPORTS.items() if name in installed}
+    return {**dict.fromkeys(KERNEL_IMPORTS, "not installed"), **_probe_kernels(wanted)}
+
+
+def _probe_kernels(wanted: dict[str, str]) -> dict[str, str]:
+    try:
+        done = subprocess.run([sys.executable, "-c", _KERNEL_PROBE, json.dumps(wanted)], cwd=REPO_ROOT,
+                              capture_output=True, text=True, timeout=KERNEL_PROBE_TIMEOUT_S)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return {"probe_error": f"kernel probe did not finish: {exc}"[:300]}
+    try:
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        tail = " | ".join(done.stderr.strip().splitlines()[-2:])
+        return {"probe_error": f"kernel probe exited with code {done.returncode}: {tail}"[:300]}
+
+
 def capture() -> dict:
     """The environment of this process's machine, for run.json and `lalm-bench env`."""
     memory = psutil.virtual_memory()
@@ -125,5 +182,6 @@ def capture() -> dict:
         "gpus": found,
         "gpu_driver": found[0]["driver"] if found else "",
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+        "kernels": kernels(),
         "captured": now(),
     }

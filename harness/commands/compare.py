@@ -40,11 +40,16 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.alpha < 1:
         raise UserError(f"--alpha must be between 0 and 1, got {args.alpha:g}")
     # Imported here so that `lalm-bench --help` does not pay for scipy and pandas.
+    from harness import provenance
     from harness.report import comparison
     from harness.report.render import markdown_table
     from harness.report.runs import load_run
 
     run_a, run_b = load_run(args.run_a), load_run(args.run_b)
+    mixed = provenance.warning({"A": provenance.run_environments(run_a.meta, run_a.results),
+                                "B": provenance.run_environments(run_b.meta, run_b.results)})
+    if mixed:
+        print(f"warning: {mixed}", file=sys.stderr)
     table, counts = comparison.compare(run_a.results, run_a.samples, run_b.results, run_b.samples, args.alpha)
     if table.empty:
         raise UserError(f"{args.run_a} and {args.run_b} share no measured point "

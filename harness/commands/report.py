@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from harness.errors import UserError
 
@@ -22,6 +23,7 @@ def run(args: argparse.Namespace) -> int:
     # Imported here so that `lalm-bench --help` does not pay for matplotlib and scipy.
     from harness.report import build_report
 
-    out = build_report(args.run_dirs, args.out, args.fit_min_seconds)
+    out = build_report(args.run_dirs, args.out, args.fit_min_seconds,
+                       warn=lambda text: print(f"warning: {text}", file=sys.stderr))
     print(f"wrote {out / 'report.html'}, {out / 'report.md'} and figures in {out / 'figures'}")
     return 0

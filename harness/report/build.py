@@ -1,10 +1,12 @@
 """Run folders -> reports/<name>/: report.md, report.html (self-contained) and figures/*.png|svg."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
+from harness import provenance
 from harness.report import analysis, figures, findings, formatting, profile_figure, profiles, render, resample, tables
 from harness.report.render import Bullets, Document, Image, Paragraph, Section, Table
 from harness.report.runs import Runs, load_runs
@@ -75,9 +77,20 @@ def _profiles(runs: Runs, out: Path, figure_dir: Path) -> Section | None:
     return Section("Profiles", blocks)
 
 
+def environment_warning(runs: Runs) -> str | None:
+    """The `provenance` warning over every run (and every session of each run), by folder name."""
+    return provenance.warning({
+        name: provenance.run_environments(runs.metas[run_id], runs.results[runs.results["run_id"] == run_id])
+        for name, run_id in zip(runs.names, runs.metas)
+    })
+
+
 def build_report(run_dirs: list[str | Path], out_dir: str | Path | None = None,
-                 fit_min_seconds: float | None = None) -> Path:
-    """Writes the report of `run_dirs` into out_dir (default: reports/<run name>); returns out_dir."""
+                 fit_min_seconds: float | None = None, warn: Callable[[str], None] | None = None) -> Path:
+    """Writes the report of `run_dirs` into out_dir (default: reports/<run name>); returns out_dir.
+
+    `warn` is told, besides the report's own first section, when the runs' environments differ.
+    """
     runs = load_runs(run_dirs)
     out = Path(out_dir) if out_dir is not None else default_out_dir(run_dirs)
     figure_dir = out / "figures"
@@ -120,6 +133,11 @@ def build_report(run_dirs: list[str | Path], out_dir: str | Path | None = None,
         Section("Environment", [Table(analysis.environment_table(runs.metas, runs.results)
                                       .reset_index(names="key"))]),
     ]
+    mixed = environment_warning(runs)
+    if mixed:
+        sections.insert(0, Section("Warning: mixed environments", [Paragraph(mixed)]))
+        if warn is not None:
+            warn(mixed)
     doc = Document(f"lalm-bench report: {', '.join(runs.names)}", [s for s in sections if s is not None])
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.md").write_text(render.markdown(doc, out))
