@@ -7,7 +7,10 @@ costs milliseconds, not the seconds a cold interpreter would. The child:
     killed driver leaves no point running;
   - writes its stdout/stderr to a log file, whose tail goes into the error of a failed point;
   - optionally caps its address space (RLIMIT_AS) so a CPU out-of-memory is a MemoryError.
-The parent waits at most the point's timeout, then kills it. A child that dies without an
+A CUDA point in a worker whose forkserver had already initialised CUDA (something the preload
+imported called into it) would fail deep inside torch ("Cannot re-initialize CUDA in forked
+subprocess"); the worker says so in one line instead. The parent waits at most the point's
+timeout, then kills it. A child that dies without an
 answer is classified by how it died: SIGKILL while the kernel's OOM-kill counter rose is an
 oom, any other death a crash.
 """
@@ -79,6 +82,19 @@ def run_point(point: Point, measure: Measure, workload: str, memory_limit_mb: in
     return outcome
 
 
+def cuda_fork_problem(point: Point) -> str:
+    """Why this forked worker cannot run `point` on CUDA, or '' (CPU points, or CUDA is usable).
+
+    torch marks a child "in bad fork" when its parent had initialised CUDA before forking, even
+    if only by asking `torch.cuda.is_available()`; the child's first CUDA call would then raise.
+    """
+    torch = sys.modules.get("torch")
+    if not point.device.startswith("cuda") or torch is None or not torch.cuda._is_in_bad_fork():
+        return ""
+    return ("CUDA was initialised in the forkserver before this worker was forked (by a module its preload "
+            "imported), so the worker cannot use the GPU")
+
+
 def _die_with_parent() -> None:
     """Ask Linux to SIGKILL this process when its parent (the forkserver) exits; the forkserver
     exits when the driver does, so a killed driver leaves no point running. No-op elsewhere."""
@@ -101,7 +117,8 @@ def _child_main(conn: Connection, point: Point, measure: Measure, workload: str,
         import torch
 
         torch.set_num_threads(int(threads))
-    outcome = run_point(point, measure, workload, memory_limit_mb)
+    problem = cuda_fork_problem(point)
+    outcome = Outcome(point, "error", error=problem) if problem else run_point(point, measure, workload, memory_limit_mb)
     try:
         conn.send(outcome)
     except Exception as exc:  # noqa: BLE001 - e.g. a row value that cannot be pickled
