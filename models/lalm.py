@@ -16,7 +16,7 @@ from torch import nn
 
 from models.audio import SAMPLE_RATE, Fbank, normalize
 from models.lms import CausalLM
-from models.state import tensor_bytes
+from models.state import state_bytes
 
 FRAME_MULTIPLE = 64
 SAMPLES_PER_FRAME_BLOCK = SAMPLE_RATE * 10 * FRAME_MULTIPLE // 1024  # 10,000 samples per 64 frames
@@ -120,5 +120,5 @@ class LALM(nn.Module):
 
     def state_bytes(self, cache: object) -> int:
         """Bytes held by the LM's cache (KV for LLaMA, conv + SSM state for Mamba), each storage once."""
-        return tensor_bytes(cache)
+        return state_bytes(cache)
 

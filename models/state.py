@@ -5,11 +5,15 @@ values, conv and recurrent states), a Mamba cache, tuples of tuples, dicts — b
 attributes and containers. Each storage counts once and in full: views into one buffer (a static
 cache's slots, a tensor and its slices) are one allocation, and a preallocated buffer costs its
 whole size whether or not its slots are filled yet.
+
+An LM's state is its floating-point tensors (`state_bytes`): the integer tensors a cache keeps
+beside them are bookkeeping (transformers >= 5.25 keeps an int64 token counter per Mamba
+layer), not state that grows with the model or the context.
 """
 from __future__ import annotations
 
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import torch
 from torch import nn
@@ -46,8 +50,9 @@ def _children(obj: object) -> Iterable[object]:
     return values
 
 
-def tensor_bytes(obj: object) -> int:
-    """Bytes of every distinct tensor storage reachable from `obj`, each counted once."""
+def tensor_bytes(obj: object, keep: Callable[[torch.Tensor], bool] = lambda tensor: True) -> int:
+    """Bytes of every distinct tensor storage reachable from `obj` (of the tensors `keep` accepts),
+    each counted once."""
     counted: set[tuple] = set()
     visited: set[int] = set()
     total = 0
@@ -55,6 +60,8 @@ def tensor_bytes(obj: object) -> int:
     while stack:
         item = stack.pop()
         if isinstance(item, torch.Tensor):
+            if not keep(item):
+                continue
             key, nbytes = _storage_key_and_bytes(item)
             if key not in counted:
                 counted.add(key)
@@ -63,3 +70,8 @@ def tensor_bytes(obj: object) -> int:
             visited.add(id(item))
             stack.extend(_children(item))
     return total
+
+
+def state_bytes(cache: object) -> int:
+    """Bytes of an LM cache's state: its floating-point tensor storages, each counted once."""
+    return tensor_bytes(cache, keep=torch.is_floating_point)

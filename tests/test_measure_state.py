@@ -68,3 +68,12 @@ def test_static_cache_counts_its_preallocated_slots():
         model(input_ids=torch.randint(0, 50, (1, 3)), use_cache=True, **{cache_argument(model): cache})
     slots = 2 * 2 * (1 * 2 * 20 * 8) * 4  # all 20 slots, though only 3 are filled
     assert slots <= tensor_bytes(cache) <= slots + 2 * 64  # plus per-layer bookkeeping scalars
+
+
+def test_state_is_the_floating_point_tensors_not_the_cache_bookkeeping():
+    """A token counter (transformers >= 5.25 keeps an int64 one per Mamba layer) is not state."""
+    from models.state import state_bytes
+
+    cache = {"conv": torch.zeros(2, 8, 4), "ssm": torch.zeros(2, 8, 16, dtype=torch.bfloat16),
+             "seen_tokens": torch.tensor(12)}
+    assert state_bytes(cache) == 2 * 8 * 4 * 4 + 2 * 8 * 16 * 2
