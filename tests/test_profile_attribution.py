@@ -1,6 +1,7 @@
 """Self-time attribution on hand-built event trees (exact arithmetic), and on a real profile of toy modules."""
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import pandas as pd
@@ -178,11 +179,13 @@ def test_the_sum_to_phase_check_compares_profiled_and_unprofiled_time(profiled_u
     assert profile.faithful is faithful
 
 
-def test_measured_instrumentation_costs_are_positive_and_split_across_the_range():
+def test_measured_instrumentation_costs_are_finite_and_split_across_the_range():
+    """Sizes are timings (on a busy machine a difference of two can come out 0, clamped); the
+    test checks what holds on any machine: finite, never negative, and the split adds up."""
     cost = measure_cost()
-    assert cost.event_us > 0
+    assert math.isfinite(cost.event_us) and cost.event_us >= 0
     for ranges in (cost.profiler_range, cost.timing_range):
-        assert ranges.parent_us > 0 and ranges.child_us > 0
+        assert math.isfinite(ranges.total_us) and ranges.parent_us >= 0 and ranges.child_us >= 0
         assert ranges.total_us == pytest.approx(ranges.parent_us + ranges.child_us)
 
 
