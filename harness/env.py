@@ -136,8 +136,11 @@ for name, statement in json.loads(sys.argv[1]).items():
         found[name] = "ok"
     except Exception as exc:
         found[name] = (type(exc).__name__ + ": " + (str(exc).strip().splitlines() or [""])[0])[:200]
-from models.ops.selective_scan import resolve_backend
-found["auto_scan_backend_cuda"] = resolve_backend("auto", "cuda")
+try:
+    from models.ops.selective_scan import resolve_backend
+    found["auto_scan_backend_cuda"] = resolve_backend("auto", "cuda")
+except Exception as exc:
+    found["auto_scan_backend_cuda"] = "unknown: " + type(exc).__name__ + ": " + str(exc)[:150]
 print(json.dumps(found))
 """
 

@@ -1,51 +1,100 @@
 #!/usr/bin/env bash
-# The one check a CUDA machine runs, from a bare machine to a folder of results, in under
-# 10 minutes: set up .venv like `make setup`, run the GPU tests, time the gate's kernels on
-# CUDA (pytest-benchmark and a gate record), run a small GPU sweep and report it.
+# The one check a CUDA machine runs, in one command of under 8 minutes (DEADLINE_S, 480 by
+# default), most valuable first, so a run cut short still answers the main questions:
+#   probe     ~20 s: torch/CUDA/driver, nvidia-smi -L, which optional kernels import and what
+#             'auto' scans with, NVML's energy counter and whether NVML sees our pid -> env.txt.
+#             Without CUDA it stops here, non-zero, with one line.
+#   setup     .venv like `make setup` (reuses the interpreter's CUDA torch), then checks that
+#             the venv's torch sees the GPU.
+#   tests-*   the GPU tests, by value: scan / state update / parity -> CUDA graphs ->
+#             memory, NVML, energy -> profiler -> training and the largest-batch search.
+#   sweep     4 points (ast+llama and dass+mamba eager fp32, dass+mamba fp16 and as a CUDA
+#             graph; energy on all) and its report.
+#   gate      a CUDA kernel-timing record, if time is left.
 #
-#   OUT=/tmp/gpu-check scripts/gpu_check.sh        # OUT defaults to ./gpu-check
+#   OUT=/tmp/gpu-check bash scripts/gpu_check.sh        # OUT defaults to results/gpu-check
 #
-# Everything lands in $OUT as at most 8 files, no folders (the sweep and the report are
-# tarred): gpu_check.log (all output), summary.txt (each step's exit code and seconds),
-# gpu_tests.xml (JUnit), bench_cuda.json (pytest-benchmark), kernels-cuda.json (a gate
-# record: commit it as results/baselines/kernels-cuda.json), sweep.tar.gz (the run folder:
-# results.parquet, samples, run.json), report.tar.gz.
+# $OUT gets at most 6 files, no folders: env.txt, summary.txt (printed at the end), gpu_check.log
+# (every step's full output: pytest -v -rA, so a killed step still shows its last test),
+# tests.xml (JUnit, every test step), sweep.tar.gz (the run folder and its report),
+# kernels-cuda.json (a gate record: commit it as results/baselines/kernels-cuda.json).
 #
-# Offline machines: wheels of any missing dependency can be put in .whl/ beside the checkout
-# (`pip download --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 -d .whl NAME`);
-# they are installed first. Each step has its own time limit and a failing step does not
-# stop the others; the exit code is the number of failed steps.
+# pytest runs with its configured addopts replaced (they name an optional plugin) and a per-test
+# time limit from scripts/pytest_per_test_timeout.py (standard library only). Each step has its
+# own limit, cut to what is left before the deadline; a step with no time left says so. Offline
+# machines: wheels of missing dependencies can be put in .whl/ beside the checkout
+# (`pip download --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 -d .whl NAME`).
+# Exit code: the number of steps that were not ok (3 with no CUDA).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-OUT=${OUT:-gpu-check}
+START=$(date +%s)
+DEADLINE_S=${DEADLINE_S:-480}
+OUT=${OUT:-results/gpu-check}
 PYTHON=${PYTHON:-python3}
 VENV=.venv
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 LOG="$OUT/gpu_check.log"
-SUMMARY="$OUT/summary.txt"
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$WORK/junit"
+STEPS="$WORK/steps.tsv"
 : >"$LOG"
-: >"$SUMMARY"
+: >"$STEPS"
+rm -f "$OUT/summary.txt" "$OUT/tests.xml" "$OUT/sweep.tar.gz" "$OUT/kernels-cuda.json"
 export PYTHONUNBUFFERED=1
-FAILED=0
+export PYTHONPATH="$PWD:$PWD/scripts${PYTHONPATH:+:$PYTHONPATH}"
 
-# step NAME SECONDS COMMAND...: run with a time limit, log its output, record code and time.
+left() { echo $((DEADLINE_S - ($(date +%s) - START))); }
+
+# step NAME LIMIT COMMAND...: run with min(LIMIT, time left - 5) seconds, output to the log,
+# record exit code and seconds. A step with under 10 s left is recorded as skipped.
 step() {
-  local name=$1 limit=$2 start code
+  local name=$1 limit=$2 started code budget
   shift 2
-  start=$(date +%s)
-  echo "=== $name (limit ${limit}s): $*" | tee -a "$LOG"
-  timeout --kill-after=10 "$limit" "$@" >>"$LOG" 2>&1
+  budget=$(($(left) - 5))
+  [ "$budget" -lt "$limit" ] && limit=$budget
+  if [ "$limit" -lt 10 ]; then
+    printf '%s\tskipped\t0\tno time left before the %ss deadline\n' "$name" "$DEADLINE_S" >>"$STEPS"
+    echo "=== $name: skipped, no time left" >>"$LOG"
+    return 1
+  fi
+  started=$(date +%s)
+  echo "=== $name (limit ${limit}s, $(left)s left): $*" >>"$LOG"
+  timeout --kill-after=5 "$limit" "$@" >>"$LOG" 2>&1
   code=$?
-  printf '%-12s exit %3d  %4d s\n' "$name" "$code" "$(($(date +%s) - start))" | tee -a "$SUMMARY" "$LOG"
-  [ "$code" -eq 0 ] || FAILED=$((FAILED + 1))
+  printf '%s\t%s\t%s\t%s\n' "$name" "$code" "$(($(date +%s) - started))" \
+    "$([ "$code" -eq 124 ] || [ "$code" -eq 137 ] && echo "killed at its ${limit}s limit")" >>"$STEPS"
+  echo "=== $name: exit $code after $(($(date +%s) - started))s" >>"$LOG"
+  return "$code"
+}
+
+# tests NAME LIMIT PER_TEST_S PYTEST_ARGS...: a pytest step, verbose, JUnit to $WORK/junit/NAME.xml.
+tests() {
+  local name=$1 limit=$2 per_test=$3
+  shift 3
+  step "$name" "$limit" "$PY" -m pytest -o addopts= -p no:cacheprovider -p pytest_per_test_timeout \
+    --per-test-timeout "$per_test" --strict-markers -v -rA --junitxml="$WORK/junit/$name.xml" "$@"
+}
+
+# The summary's exit code is the number of steps not ok; without Python's summary, the raw steps.
+summary() {
+  "$PY" scripts/gpu_check_summary.py "$STEPS" "$WORK/junit" "$OUT" "$@" 2>>"$LOG"
+  local code=$?
+  [ -s "$OUT/summary.txt" ] || { cat "$STEPS"; code=1; }
+  return "$code"
 }
 
 setup_venv() {
+  if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import harness.cli, models, pytest, numba, transformers" 2>/dev/null
+  then
+    echo ".venv already runs the project: left as it is"
+    return 0
+  fi
   if [ ! -x "$VENV/bin/python" ]; then
     if "$PYTHON" -c "import torch" 2>/dev/null; then
-      # Keep the interpreter's CUDA torch, as `make setup` does.
+      # Keep the interpreter's CUDA torch (and any mamba-ssm built against it), as `make setup` does.
       "$PYTHON" -m venv --system-site-packages "$VENV" || return 1
       # When that interpreter is itself a virtual environment's, --system-site-packages reaches
       # the base interpreter and not that environment (where torch is): link its packages too.
@@ -61,15 +110,14 @@ setup_venv() {
   if compgen -G ".whl/*.whl" >/dev/null; then
     "${pip[@]}" --no-index --no-deps .whl/*.whl || return 1
   fi
-  # Offline first (every dependency already there), then with an index. Without either the
-  # steps still run from the checkout (PYTHONPATH below), and the missing requirements are named.
-  "${pip[@]}" --no-index --no-build-isolation -e ".[dev]" \
-    || "${pip[@]}" --timeout 10 --retries 1 -e ".[dev]" \
+  # Offline first (every dependency already there), then with an index. Without either, the
+  # steps still run from the checkout (PYTHONPATH), and the missing requirements are named.
+  "${pip[@]}" --no-index --no-build-isolation -e . \
+    || "${pip[@]}" --timeout 10 --retries 1 -e . \
     || "$VENV/bin/python" - <<'PY'
 import importlib.metadata, re, sys, tomllib
 
-project = tomllib.load(open("pyproject.toml", "rb"))["project"]
-wanted = project["dependencies"] + project["optional-dependencies"]["dev"]
+wanted = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"] + ["pytest"]
 canonical = lambda name: name.lower().replace("_", "-")
 installed = {canonical(d.metadata["Name"] or "") for d in importlib.metadata.distributions()}
 names = [re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0] for requirement in wanted]
@@ -79,23 +127,74 @@ sys.exit(1 if missing else 0)
 PY
 }
 
-# The limits add up to under 9 minutes; a usual run takes a few.
+# --- probe: everything else needs CUDA --------------------------------------------------------
+PY="$PYTHON"
+[ -x "$VENV/bin/python" ] && PY="$VENV/bin/python"
+step probe 40 bash -o pipefail -c '"$0" scripts/gpu_probe.py | tee "$1"' "$PY" "$OUT/env.txt"
+probe_code=$(tail -n 1 "$STEPS" | cut -f2)
+if [ "$probe_code" != "0" ]; then
+  verdict=$(grep '^verdict' "$OUT/env.txt" 2>/dev/null | sed 's/^verdict *//')
+  echo "gpu_check: ${verdict:-probe failed (exit $probe_code)} ($(($(date +%s) - START)) s; details in $OUT/env.txt)"
+  exit 3
+fi
+
+# --- setup --------------------------------------------------------------------------------------
 export -f setup_venv
 export PYTHON VENV
 step setup 90 bash -c setup_venv
 PY="$VENV/bin/python"
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-step env 20 "$PY" -c 'import torch; print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name())'
-step gpu-tests 130 "$PY" -m pytest -m gpu -q --junitxml="$OUT/gpu_tests.xml"
-step bench-cuda 80 "$PY" -m pytest tests/benchmarks/test_kernels.py -m gpu -q --benchmark-enable \
-  --benchmark-json="$OUT/bench_cuda.json" --benchmark-columns=median,iqr,rounds
-step gate-cuda 50 "$PY" -m harness gate --device cuda --update-baseline --baseline "$OUT/kernels-cuda.json" \
-  --rounds 20 --samples 20 --budget-s 15
-step sweep 110 "$PY" -m harness run quick --device cuda --out "$OUT/sweep" --quiet
-step report 40 "$PY" -m harness report "$OUT/sweep" -o "$OUT/report"
-for folder in sweep report; do
-  [ -d "$OUT/$folder" ] && tar -czf "$OUT/$folder.tar.gz" -C "$OUT" "$folder" && rm -rf "${OUT:?}/$folder"
-done
+if ! step venv-cuda 30 "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else "no CUDA in .venv")'; then
+  echo "gpu_check: .venv's torch does not see the GPU (every gpu test would skip); see $LOG" | tee -a "$LOG"
+  summary >/dev/null
+  exit 3
+fi
 
-echo "failed steps: $FAILED" | tee -a "$SUMMARY"
-exit "$FAILED"
+# --- tests, most valuable first -----------------------------------------------------------------
+# The scan: mamba-ssm kernels vs the reference (fp32/fp16, backward, opcheck), the Triton decode
+# step, the Mamba LM vs transformers' on CUDA; the CUDA path's plumbing; the forkserver check.
+tests tests-scan 100 60 tests/test_selective_scan.py tests/test_scan_cuda.py tests/test_executors_fork.py \
+  -k "cuda or fork"
+tests tests-graphs 60 45 tests/test_measure_models.py -m gpu
+tests tests-memory 75 45 tests/test_measure_memory.py tests/test_measure_energy.py tests/test_runner.py \
+  tests/test_audio.py -m gpu
+tests tests-profile 60 45 tests/test_profile_gpu.py -m gpu
+tests tests-train 100 90 tests/test_train_cost_search.py -m gpu  # the largest-batch search: its own small limit
+
+# --- a 4-point sweep and its report -------------------------------------------------------------
+cat >"$WORK/gpu-check.toml" <<'TOML'
+name = "gpu-check"
+description = "GPU check: both LM families eager in fp32, the SSM LALM in fp16 and as a CUDA graph; energy"
+
+[grid]
+variant = ["ast+llama", "dass+mamba", "dass+mamba", "dass+mamba"]
+dtype = ["float32", "float32", "float16", "float32"]
+mode = ["eager", "eager", "eager", "cuda_graph"]
+zip = [["variant", "dtype", "mode"]]
+size = "small"
+audio_seconds = 10
+batch_size = 2
+
+[measure]
+phases = ["fbank", "encoder", "prefill", "decode", "e2e"]
+meters = ["latency", "memory", "state", "flops", "energy"]
+warmup = 2
+repeats = 5
+max_repeats = 20
+max_phase_seconds = 2.0
+prompt_tokens = 16
+new_tokens = 8
+
+[run]
+device = "cuda"
+timeout_s = 100
+TOML
+step sweep 150 "$PY" -m harness run "$WORK/gpu-check.toml" --out "$WORK/sweep" --quiet
+[ -d "$WORK/sweep" ] && step report 40 "$PY" -m harness report "$WORK/sweep" -o "$WORK/sweep/report"
+[ -d "$WORK/sweep" ] && tar -czf "$OUT/sweep.tar.gz" -C "$WORK" sweep
+
+# --- a CUDA kernel-timing record, with what time is left ----------------------------------------
+step gate 45 "$PY" -m harness gate --device cuda --update-baseline --baseline "$OUT/kernels-cuda.json" \
+  --rounds 10 --samples 10 --budget-s 10
+
+echo "=== done after $(($(date +%s) - START))s" >>"$LOG"
+summary "$WORK/sweep"
