@@ -349,8 +349,10 @@ MAMBA_TOLERANCE = {torch.float32: dict(rtol=6e-4, atol=2e-3), torch.float16: dic
 def on_cuda(inputs: dict, dtype: torch.dtype = torch.float32) -> dict:
     """The inputs on the GPU; u, delta, B, C, z in `dtype` (A, D, delta_bias stay float32)."""
     low = ("u", "delta", "B", "C", "z")
-    return {k: None if v is None else v.detach().to("cuda", dtype if k in low else v.dtype).requires_grad_(v.requires_grad)
-            for k, v in inputs.items()}
+    return {
+        k: None if v is None else v.detach().to("cuda", dtype if k in low else v.dtype).requires_grad_(v.requires_grad)
+        for k, v in inputs.items()
+    }
 
 
 @pytest.mark.gpu

@@ -118,7 +118,10 @@ def _child_main(conn: Connection, point: Point, measure: Measure, workload: str,
 
         torch.set_num_threads(int(threads))
     problem = cuda_fork_problem(point)
-    outcome = Outcome(point, "error", error=problem) if problem else run_point(point, measure, workload, memory_limit_mb)
+    if problem:
+        outcome = Outcome(point, "error", error=problem)
+    else:
+        outcome = run_point(point, measure, workload, memory_limit_mb)
     try:
         conn.send(outcome)
     except Exception as exc:  # noqa: BLE001 - e.g. a row value that cannot be pickled

@@ -159,7 +159,9 @@ def _grads_by_recompute(forward: Callable, ctx, inputs: list, dy: Tensor, dlast:
                         ) -> list[Tensor | None]:
     """Gradients of the saved `inputs` by differentiating `forward` (a PyTorch implementation)."""
     with torch.enable_grad():
-        leaves = [None if t is None else t.detach().requires_grad_(needs) for t, needs in zip(inputs, ctx.needs_input_grad)]
+        leaves = [
+            None if t is None else t.detach().requires_grad_(needs) for t, needs in zip(inputs, ctx.needs_input_grad)
+        ]
         u, delta, A, B, C, D, z, delta_bias = leaves
         y, last_state = forward(u, delta, A, _grouped(B), _grouped(C), D, z, delta_bias, ctx.delta_softplus)
         outputs, output_grads = [y], [dy]
@@ -258,7 +260,9 @@ def _cuda_backward_fake(dy, u, delta, A, B, C, D, z, delta_bias, chunk_states, p
     shapes = (u.shape, u.shape, A.shape, B.shape, C.shape, (u.shape[1],), u.shape, (u.shape[1],))
     dtypes = (u.dtype, u.dtype, torch.float32, u.dtype, u.dtype, torch.float32, u.dtype, torch.float32)
     present = (u, delta, A, B, C, D, z, delta_bias)
-    return [u.new_empty(shape if t is not None else (0,), dtype=dtype) for shape, dtype, t in zip(shapes, dtypes, present)]
+    return [
+        u.new_empty(shape if t is not None else (0,), dtype=dtype) for shape, dtype, t in zip(shapes, dtypes, present)
+    ]
 
 
 def _cuda_backward(ctx, inputs: list, dy: Tensor, chunk_states: Tensor, pre_gate: Tensor) -> list[Tensor | None]:
