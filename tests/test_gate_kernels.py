@@ -1,12 +1,15 @@
-"""The gate's kernel registry: availability, building, and the injected-slowdown switch."""
+"""The gate's kernel registry: availability, building, and the injected-work switch."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 from harness.errors import UserError
+from fractions import Fraction
+
 from harness.gate import kernels
-from harness.gate.kernels import INJECT_ENV, KERNELS, build, injected_slowdowns
+from harness.gate.injection import INJECT_ENV, period, with_extra_work
+from harness.gate.kernels import KERNELS, build, injected
 
 CPU = torch.device("cpu")
 
@@ -22,17 +25,6 @@ def test_the_dense_kernels_always_run_on_cpu():
     assert "selective_scan[cuda]" not in available
 
 
-def test_conv1d_is_causal():
-    """Output t depends on inputs t-3..t only: changing input 5 changes outputs 5..8 alone."""
-    gen = torch.Generator().manual_seed(0)
-    x, weight, bias = torch.randn(1, 3, 12, generator=gen), torch.randn(3, 4, generator=gen), torch.zeros(3)
-    before = kernels.causal_depthwise_conv1d(x, weight, bias)
-    x[..., 5] += 1.0
-    changed = (kernels.causal_depthwise_conv1d(x, weight, bias) != before).any(dim=1).squeeze(0)
-    assert before.shape == x.shape
-    assert changed.nonzero().flatten().tolist() == [5, 6, 7, 8]
-
-
 def test_build_rejects_unknown_and_unavailable_kernels():
     with pytest.raises(UserError, match="unknown kernel 'nope'"):
         build("nope")
@@ -44,45 +36,54 @@ def test_build_rejects_unknown_and_unavailable_kernels():
     "spec, expected",
     [
         ("", {}),
-        ("conv1d:1.3", {"conv1d": 1.3}),
-        ("conv1d:1.3, selective_scan[cpu]:2", {"conv1d": 1.3, "selective_scan[cpu]": 2.0}),
+        ("conv1d:1.25", {"conv1d": Fraction(5, 4)}),
+        ("conv1d:1.05, selective_scan[cpu]:2", {"conv1d": Fraction(21, 20), "selective_scan[cpu]": Fraction(2)}),
     ],
 )
-def test_slowdown_switch_parses(spec, expected):
-    assert injected_slowdowns({INJECT_ENV: spec}) == expected
+def test_injection_switch_parses(spec, expected):
+    assert injected({INJECT_ENV: spec}) == expected
 
 
-@pytest.mark.parametrize("spec", ["conv1d", "conv1d:fast", "conv1d:0.5", "nope:1.3", "conv1d:nan"])
-def test_slowdown_switch_rejects_bad_values(spec):
+@pytest.mark.parametrize("spec", ["conv1d", "conv1d:fast", "conv1d:0.5", "conv1d:1", "conv1d:3", "nope:1.3", "conv1d:nan"])
+def test_injection_switch_rejects_bad_values(spec):
     with pytest.raises(UserError, match=INJECT_ENV):
-        injected_slowdowns({INJECT_ENV: spec})
+        injected({INJECT_ENV: spec})
 
 
-class FakeClock:
-    """A CPU-time clock that a fake kernel advances by its cost; each read costs a little."""
+class CountingKernel:
+    """A fake kernel that counts how often it computed."""
 
     def __init__(self) -> None:
-        self.now = 0.0
+        self.computed = 0
 
-    def __call__(self) -> float:
-        self.now += 1e-6
-        return self.now
-
-
-def test_injected_slowdown_makes_each_call_cost_factor_times_as_much(monkeypatch):
-    clock = FakeClock()
-    monkeypatch.setattr(kernels.time, "process_time", clock)
-    monkeypatch.setenv(INJECT_ENV, "matmul:1.3")
-    monkeypatch.setitem(kernels.KERNELS, "matmul", kernels.Kernel("matmul", "fake", lambda device: fake_kernel))
-
-    def fake_kernel() -> str:
-        clock.now += 1e-3  # the kernel's own cost
+    def __call__(self) -> str:
+        self.computed += 1
         return "result"
 
-    slowed = build("matmul")
-    start = clock.now
-    assert slowed() == "result"
-    assert clock.now - start == pytest.approx(1.3e-3, rel=0.01)
+
+@pytest.mark.parametrize("factor, expected_period", [(Fraction(21, 20), 20), (Fraction(5, 4), 4), (Fraction(2), 1)])
+def test_injected_work_is_exact_over_any_whole_period(factor, expected_period):
+    """Any run of calls a whole number of periods long computes exactly factor x as often,
+    whatever calls came before it (the gate's warm-up calls shift where a run starts)."""
+    assert period(factor) == expected_period
+    kernel = CountingKernel()
+    fn = with_extra_work(kernel, factor)
+    for _ in range(3 * expected_period):
+        before = kernel.computed
+        for _ in range(2 * expected_period):
+            assert fn() == "result"
+        assert kernel.computed - before == 2 * expected_period * factor
+        fn()  # shift the start of the next run by one call
+
+
+def test_build_applies_the_switch_to_the_named_kernel_only(monkeypatch):
+    kernel = CountingKernel()
+    monkeypatch.setenv(INJECT_ENV, "matmul:1.25")
+    monkeypatch.setitem(kernels.KERNELS, "matmul", kernels.Kernel("matmul", "fake", lambda device: kernel))
+    fn = build("matmul")
+    for _ in range(8):
+        fn()
+    assert kernel.computed == 10
 
 
 def test_no_switch_returns_the_kernel_itself(monkeypatch):

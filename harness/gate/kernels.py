@@ -7,26 +7,21 @@ it does not synchronise the device (callers time whole batches of calls, then sy
 Kernels that need optional code (CUDA-only extensions, mamba-ssm) say why they cannot run
 instead of failing at import time.
 
-Deliberate slowdown for testing the gate: ``LALM_BENCH_INJECT_SLOWDOWN=<kernel>:<factor>``
-(e.g. ``conv1d:1.3``; several separated by commas) makes every call of that kernel cost
-``factor`` times as much, by spinning the CPU for ``(factor - 1)`` times the call's own cost
-after it (process CPU time on the CPU, like the gate's clock; wall time around a
-synchronised call on CUDA). Only `build` honours it; `models/` knows nothing of it.
+An injected regression for testing the gate (real extra work, `harness.gate.injection`) is
+applied by `build` only; `models/` knows nothing of it.
 """
 from __future__ import annotations
 
 import importlib
-import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 
 import torch
 import torch.nn.functional as F
 
 from harness.errors import UserError
-
-INJECT_ENV = "LALM_BENCH_INJECT_SLOWDOWN"
+from harness.gate.injection import injected_work, with_extra_work
 
 KernelFn = Callable[[], object]
 Check = Callable[[torch.device], "str | None"]
@@ -127,17 +122,13 @@ def _conv1d_inputs(device: torch.device) -> tuple[torch.Tensor, torch.Tensor, to
     return x, weight, bias
 
 
-def causal_depthwise_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """Mamba's causal depthwise conv1d without the CUDA extension: x (B, D, L), weight (D, K),
-    bias (D,) -> (B, D, L), output t seeing inputs t-K+1..t (pad K-1 both sides, keep the first L)."""
-    channels, width = weight.shape
-    return F.conv1d(x, weight.unsqueeze(1), bias, padding=width - 1, groups=channels)[..., : x.shape[-1]]
-
-
 def _conv1d_torch(device: torch.device) -> KernelFn:
-    """Causal depthwise conv1d through PyTorch, x (1, 256, 512), weight (256, 4)."""
+    """Mamba's causal depthwise conv1d as the models run it (`models.ops.causal_conv`), through
+    PyTorch's grouped conv1d: x (1, 256, 512), weight (256, 4)."""
+    from models.ops.causal_conv import causal_conv1d
+
     x, weight, bias = _conv1d_inputs(device)
-    return _inference(lambda: causal_depthwise_conv1d(x, weight, bias))
+    return _inference(lambda: causal_conv1d(x, weight, bias))
 
 
 def _conv1d_cuda(device: torch.device) -> KernelFn:
@@ -289,43 +280,13 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def injected_slowdowns(env: dict[str, str] | None = None) -> dict[str, float]:
-    """Parse ``LALM_BENCH_INJECT_SLOWDOWN`` ("name:factor[,name:factor]") -> {name: factor}."""
-    spec = (os.environ if env is None else env).get(INJECT_ENV, "").strip()
-    slowdowns: dict[str, float] = {}
-    for item in filter(None, (part.strip() for part in spec.split(","))):
-        name, sep, factor_text = item.rpartition(":")
-        try:
-            factor = float(factor_text)
-        except ValueError:
-            factor = float("nan")
-        if not sep or name not in KERNELS or not factor >= 1.0:
-            raise UserError(
-                f"{INJECT_ENV}={spec!r}: expected <kernel>:<factor >= 1> with a kernel from "
-                f"{', '.join(KERNELS)}"
-            )
-        slowdowns[name] = factor
-    return slowdowns
-
-
-def _slowed(fn: KernelFn, factor: float, device: torch.device) -> KernelFn:
-    """`fn` followed by a busy spin of (factor - 1) x its own cost: factor x the cost."""
-    clock = time.perf_counter if device.type == "cuda" else time.process_time
-
-    def run() -> object:
-        start = clock()
-        out = fn()
-        synchronize(device)
-        deadline = start + factor * (clock() - start)
-        while clock() < deadline:
-            pass
-        return out
-
-    return run
+def injected(env: dict[str, str] | None = None) -> dict[str, Fraction]:
+    """The injected extra work, {kernel: factor}, from the environment (see `harness.gate.injection`)."""
+    return injected_work(list(KERNELS), env)
 
 
 def build(name: str, device: torch.device | str = "cpu") -> KernelFn:
-    """The ready-to-call kernel `name` on `device`, with any injected slowdown applied."""
+    """The ready-to-call kernel `name` on `device`, with any injected extra work applied."""
     if name not in KERNELS:
         raise UserError(f"unknown kernel {name!r}; known: {', '.join(KERNELS)}")
     device = torch.device(device)
@@ -334,5 +295,5 @@ def build(name: str, device: torch.device | str = "cpu") -> KernelFn:
     if reason is not None:
         raise UserError(f"kernel {name!r} is unavailable on {device}: {reason}")
     fn = kernel.setup(device)
-    factor = injected_slowdowns().get(name)
-    return fn if factor is None else _slowed(fn, factor, device)
+    factor = injected().get(name)
+    return fn if factor is None else with_extra_work(fn, factor)

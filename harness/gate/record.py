@@ -7,6 +7,7 @@ against a baseline recorded elsewhere can say how elsewhere it was.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
@@ -24,7 +25,7 @@ from harness.gate.timing import Session
 
 SCHEMA_VERSION = 2  # 2: per-kernel copy_weight
 # Fingerprint fields whose difference makes a cross-machine comparison worth a warning.
-COMPARABLE_FIELDS = ("cpu_model", "logical_cores", "torch", "device_name", "threads", "clock")
+COMPARABLE_FIELDS = ("host_id", "cpu_model", "logical_cores", "torch", "device_name", "threads", "clock")
 
 
 class Fingerprint(BaseModel):
@@ -42,6 +43,9 @@ class Fingerprint(BaseModel):
     device_name: str
     threads: int
     clock: str
+    # Which machine: two VMs of one kind share CPU name and core count but not wall-clock speed.
+    # None in records made before it was kept (their machine is unknown).
+    host_id: str | None = None
 
 
 class Settings(BaseModel):
@@ -95,6 +99,26 @@ def enough_clean(kernel: KernelRecord) -> bool:
     return sum(kernel.clean) >= MIN_CLEAN
 
 
+def host_id() -> str:
+    """A short hash of this machine's identity: its systemd/D-Bus machine id and its host name.
+
+    A VM cloned from an image may keep the image's machine id; the host name tells the clones apart.
+    """
+    machine = ""
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        try:
+            machine = Path(path).read_text().strip()
+            break
+        except OSError:
+            continue
+    return hashlib.sha256(f"{machine}|{platform.node()}".encode()).hexdigest()[:16]
+
+
+def same_machine(baseline: Fingerprint, current: Fingerprint) -> bool:
+    """Whether both were measured on this very machine (unknown counts as another)."""
+    return baseline.host_id is not None and baseline.host_id == current.host_id
+
+
 def fingerprint(device: torch.device, threads: int, clock: str) -> Fingerprint:
     """Describe this machine and software stack."""
     return Fingerprint(
@@ -110,6 +134,7 @@ def fingerprint(device: torch.device, threads: int, clock: str) -> Fingerprint:
         device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         threads=threads,
         clock=clock,
+        host_id=host_id(),
     )
 
 

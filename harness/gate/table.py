@@ -1,4 +1,4 @@
-"""Render the gate's verdicts as a rich table: each kernel's ratio with its interval."""
+"""Render the gate's verdicts as rich tables: wall mode's ratios with intervals, count mode's ratios."""
 from __future__ import annotations
 
 import math
@@ -7,6 +7,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.gate.compare import KernelVerdict
+from harness.gate.count_compare import CountThresholds, CountVerdict
+from harness.gate.count_record import CountRecord
 from harness.gate.record import GateRecord
 from harness.gate.stats import Thresholds
 
@@ -54,7 +56,7 @@ def verdict_table(verdicts: list[KernelVerdict], thresholds: Thresholds, title: 
             "-" if c is None else f"{c.ratio:.3f}",
             "-" if c is None else f"[{c.lo:.3f}, {c.hi:.3f}]",
             "-" if c is None else f"{c.p_slower:.2g}",
-            f"[{STYLES[v.status]}]{v.status}[/]" if STYLES[v.status] else v.status,
+            _status(v.status),
         )
     return table
 
@@ -73,5 +75,43 @@ def record_table(record: GateRecord) -> Table:
             f"{k.p10:.4f}",
             f"{k.median:.4f}",
             f"{k.p90:.4f}",
+        )
+    return table
+
+
+def _status(status: str) -> str:
+    return f"[{STYLES[status]}]{status}[/]" if STYLES[status] else status
+
+
+def count_table(verdicts: list[CountVerdict], thresholds: CountThresholds) -> Table:
+    """One row per kernel: instructions per call before and now, and the instruction and
+    estimated-cycle ratios that the thresholds judge."""
+    table = Table(
+        title=f"kernel gate (counts): regression = instructions x{1 + thresholds.instructions:.2f} "
+        f"or estimated cycles x{1 + thresholds.cycles:.2f} per call",
+        title_justify="left",
+    )
+    for column in ("kernel", "instructions/call (baseline)", "now", "ratio", "est. cycles ratio", "verdict"):
+        table.add_column(column, justify="left" if column in ("kernel", "verdict") else "right")
+    for v in verdicts:
+        table.add_row(
+            escape(v.name),
+            _num(v.baseline_ir, ",.0f"),
+            _num(v.current_ir, ",.0f"),
+            _num(v.ir_ratio, ".4f"),
+            _num(v.cycles_ratio, ".4f"),
+            _status(v.status),
+        )
+    return table
+
+
+def count_record_table(record: CountRecord) -> Table:
+    """A counted session: per kernel its counted calls, instructions and estimated cycles per call."""
+    table = Table(title="kernel gate: counted session (per call)", title_justify="left")
+    for column in ("kernel", "shape", "calls", "instructions", "est. cycles"):
+        table.add_column(column, justify="left" if column in ("kernel", "shape") else "right")
+    for name, k in record.kernels.items():
+        table.add_row(
+            escape(name), escape(k.shape), str(k.calls), f"{k.per_call['Ir']:,.0f}", f"{k.per_call['EstCycles']:,.0f}"
         )
     return table
