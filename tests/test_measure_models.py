@@ -9,7 +9,7 @@ import torch
 
 from harness.measure.cuda_graph import GraphedDecode, StaticDecode, hf_causal_lm, recurrent_state_tensors
 from harness.measure.phases import PHASE_ORDER, PhaseInputs, PhaseSettings, context_length, run_phases
-from models.state import tensor_bytes
+from models.state import state_bytes
 from harness.measure.timing import TimerSettings
 from models import VARIANTS, build
 
@@ -33,7 +33,7 @@ def measure_recording_decode_state(lalm, inputs: PhaseInputs, settings: PhaseSet
     step = lalm.decode_step
 
     def recording_step(cache, token):
-        state_sizes.append(tensor_bytes(cache))
+        state_sizes.append(state_bytes(cache))
         return step(cache, token)
 
     lalm.decode_step = recording_step
