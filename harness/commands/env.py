@@ -66,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
         if key == "packages":
             for name, version in value.items():
                 table.add_row(f"  {name}", version or "(not installed)")
+        elif key == "kernels":
+            for name, state in value.items():
+                table.add_row(f"  {name}", str(state))
         elif key == "gpus":
             for gpu in value or [{"index": "-", "name": "none found", "memory_bytes": "0"}]:
                 table.add_row(f"gpu {gpu['index']}", f"{gpu['name']} ({int(gpu['memory_bytes']) / 2**30:.0f} GiB)")
