@@ -64,9 +64,11 @@ def run(args: argparse.Namespace) -> int:
     table.add_column("value")
     for key, value in found.items():
         if key == "packages":
+            table.add_row("packages", "")
             for name, version in value.items():
                 table.add_row(f"  {name}", version or "(not installed)")
         elif key == "kernels":
+            table.add_row("kernels", "")
             for name, state in value.items():
                 table.add_row(f"  {name}", str(state))
         elif key == "gpus":
