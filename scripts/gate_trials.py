@@ -1,7 +1,8 @@
-"""Does the kernel gate catch a real slowdown and stay quiet otherwise? Tally repeated runs.
+"""Does the wall-mode kernel gate catch a real slowdown and stay quiet otherwise? Tally repeated runs.
 
-Runs `lalm-bench gate` in a fresh process each time, against one baseline:
-  1. --runs runs with LALM_BENCH_INJECT_SLOWDOWN=<kernel>:<factor>, the kernel rotating
+(Count mode, what CI enforces, has its own trial: scripts/gate_count_trials.py.)
+Runs `lalm-bench gate --mode wall` in a fresh process each time, against one baseline:
+  1. --runs runs with LALM_BENCH_INJECT_WORK=<kernel>:<factor> (real extra work), the kernel rotating
      through every measured kernel: each must FAIL (exit 1);
   2. --runs clean runs: each must PASS (exit 0);
   3. --runs clean runs while a busy loop occupies one core: each must PASS.
@@ -33,7 +34,7 @@ from harness.gate.compare import compare_records
 from harness.gate.record import load
 from harness.gate.stats import Thresholds
 
-GATE = [sys.executable, "-m", "harness", "gate"]
+GATE = [sys.executable, "-m", "harness", "gate", "--mode", "wall"]
 
 
 def run_gate(args: list[str], env: dict[str, str], log: Path) -> tuple[int, float]:
@@ -54,13 +55,13 @@ def main() -> int:
     parser.add_argument("--baseline", type=Path, default=Path("results/baselines/kernels-cpu.json"))
     parser.add_argument("--record-baseline", action="store_true", help="record --baseline here first")
     parser.add_argument("--runs", type=int, default=10, help="runs per condition (default 10)")
-    parser.add_argument("--factor", type=float, default=1.25, help="injected slowdown (default 1.25)")
+    parser.add_argument("--factor", type=float, default=1.25, help="injected extra work (default 1.25)")
     parser.add_argument("--out", type=Path, help="folder for logs and records (default: a temporary one)")
     parser.add_argument("gate_args", nargs="*", help="extra arguments for every gate run (after --)")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="gate-trials-"))
     out.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k != "LALM_BENCH_INJECT_SLOWDOWN"}
+    env = {k: v for k, v in os.environ.items() if k != "LALM_BENCH_INJECT_WORK"}
 
     if args.record_baseline:
         code, _ = run_gate(["--update-baseline", "--baseline", str(args.baseline), *args.gate_args], env, out / "baseline.log")
@@ -76,7 +77,7 @@ def main() -> int:
             label = condition
             if condition == "slowdown":
                 kernel = kernels[i % len(kernels)]
-                run_env["LALM_BENCH_INJECT_SLOWDOWN"] = f"{kernel}:{args.factor}"
+                run_env["LALM_BENCH_INJECT_WORK"] = f"{kernel}:{args.factor}"
                 label = f"slowdown {kernel} x{args.factor}"
             record = out / f"{condition}-{i}.json"
             gate_args = ["--baseline", str(args.baseline), "--seed", str(i), "--save", str(record), *args.gate_args]

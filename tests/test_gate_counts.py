@@ -222,6 +222,14 @@ def test_the_worker_runs_pinned_code_paths_and_its_own_numba_cache():
     assert cmd[-4:] == ["--kernels", "conv1d,matmul", "--calls", "20"]
 
 
+def test_a_missing_compiler_makes_count_mode_unavailable(tmp_path, monkeypatch):
+    monkeypatch.undo()  # the real availability check, with this machine's tools faked below
+    monkeypatch.setattr(callgrind.shutil, "which", lambda name: "/usr/bin/valgrind" if name == "valgrind" else None)
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setattr(callgrind, "CACHE_DIR", tmp_path)  # nothing built yet
+    assert "C compiler" in callgrind.unavailable()
+
+
 def test_the_client_library_is_built_once(tmp_path, monkeypatch):
     if callgrind.compiler() is None or not Path("/usr/include", callgrind.HEADER).is_file():
         pytest.skip("no C compiler or valgrind headers")

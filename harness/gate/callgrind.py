@@ -42,16 +42,21 @@ def compiler() -> str | None:
 
 
 def unavailable() -> str | None:
-    """Why instruction counting cannot run here (one line), or None when it can."""
+    """Why instruction counting cannot run here (one line), or None when it can (the client
+    library then exists: building it is the test that the compiler and the header are there)."""
     if shutil.which("valgrind") is None:
         return "valgrind is not installed"
-    if compiler() is None:
-        return "no C compiler (cc or gcc) to build callgrind's client requests"
+    try:
+        client_library()
+    except UserError as err:
+        return str(err)
     return None
 
 
-def client_library(cache_dir: Path = CACHE_DIR) -> Path:
-    """The compiled client library, built once per source text (the file name holds its hash)."""
+def client_library(cache_dir: Path | None = None) -> Path:
+    """The compiled client library in `cache_dir` (default `CACHE_DIR`), built once per source
+    text (the file name holds its hash)."""
+    cache_dir = cache_dir or CACHE_DIR
     digest = hashlib.sha256(CLIENT_SOURCE.encode()).hexdigest()[:12]
     target = cache_dir / f"callgrind_client-{digest}.so"
     if target.is_file():
