@@ -2,8 +2,8 @@
 
 Two modes:
 - **count** (the default on CPU when valgrind is installed; what CI enforces): every available
-  kernel of `harness.gate.kernels` is run under callgrind and its instructions and estimated
-  cycles per call are compared with `results/baselines/kernels-cpu-counts.json`. Counts repeat
+  kernel of `harness.gate.kernels` is run under callgrind and its instructions per call are
+  compared with `results/baselines/kernels-cpu-counts.json`. Counts repeat
   on any x86-64 host, so a verdict transfers between machines (`harness.gate.counting`).
 - **wall** (CUDA, or `--mode wall` for people): kernel times interleaved with calibration
   workloads, compared statistically with `results/baselines/kernels-<device>.json`. Wall time
@@ -232,7 +232,7 @@ def _check_calls(calls: int) -> None:
 
 
 def _run_count(args: argparse.Namespace, device: torch.device, console: Console) -> int:
-    """Count mode: instructions and estimated cycles per call against the count baseline."""
+    """Count mode: instructions per call against the count baseline."""
     baseline_path = args.baseline or BASELINE_DIR / f"kernels-{device.type}-counts.json"
     baseline = None if args.update_baseline else count_record.load(baseline_path)
     if args.current is not None:

@@ -1,10 +1,9 @@
-"""Count mode's decision: did a kernel execute materially more instructions (or cycles) per call?
+"""Count mode's decision: does a kernel execute materially more instructions per call?
 
-Counts repeat, so no statistics are needed: a kernel regresses when its instructions per call,
-or its estimated cycles per call (instructions plus simulated cache-miss penalties, which also
-catch extra memory traffic), exceed the baseline's by more than a threshold. The thresholds sit
-well above the measured spread of repeated runs and well below the smallest regression the gate
-must catch (5%); docs/PERF.md ("Kernel gate") has the figures.
+Counts repeat, so no statistics are needed: a kernel regresses when its instructions per call
+exceed the baseline's by more than a threshold. The threshold (2%) sits ten times above the
+spread of repeated runs (0.2% at most) and well below the smallest regression the gate must
+catch (5%); docs/PERF.md ("Kernel gate") has the figures.
 """
 from __future__ import annotations
 
@@ -17,15 +16,14 @@ from harness.gate.count_record import CountRecord, describe_paths
 
 @dataclass(frozen=True)
 class CountThresholds:
-    """Largest accepted growth per call, as a fraction (0.02 = 2% more)."""
+    """Largest accepted growth of instructions per call, as a fraction (0.02 = 2% more)."""
 
     instructions: float = 0.02
-    cycles: float = 0.03
 
 
 @dataclass(frozen=True)
 class CountVerdict:
-    """One kernel: per-call instructions before and now, the two ratios, and the status
+    """One kernel: per-call instructions before and now, their ratio, and the status
     (regression | improvement | ok | new | missing)."""
 
     name: str
@@ -33,7 +31,6 @@ class CountVerdict:
     baseline_ir: float
     current_ir: float
     ir_ratio: float
-    cycles_ratio: float
     status: str
 
 
@@ -49,15 +46,13 @@ def check_comparable(baseline: CountRecord, current: CountRecord) -> None:
 
 def software_differences(baseline: CountRecord, current: CountRecord) -> list[str]:
     """'name: baseline -> current' for each library or tool version that differs (counts may shift)."""
-    before = {**baseline.environment.versions, "valgrind": baseline.environment.valgrind,
-              "cache simulation": baseline.environment.cache_sim}
-    now = {**current.environment.versions, "valgrind": current.environment.valgrind,
-           "cache simulation": current.environment.cache_sim}
+    before = {**baseline.environment.versions, "valgrind": baseline.environment.valgrind}
+    now = {**current.environment.versions, "valgrind": current.environment.valgrind}
     return [f"{k}: {before.get(k)} -> {now.get(k)}" for k in sorted(before.keys() | now.keys()) if before.get(k) != now.get(k)]
 
 
-def _status(ir_ratio: float, cycles_ratio: float, thresholds: CountThresholds) -> str:
-    if ir_ratio > 1 + thresholds.instructions or cycles_ratio > 1 + thresholds.cycles:
+def _status(ir_ratio: float, thresholds: CountThresholds) -> str:
+    if ir_ratio > 1 + thresholds.instructions:
         return "regression"
     if ir_ratio < 1 - thresholds.instructions:
         return "improvement"
@@ -72,15 +67,14 @@ def compare_counts(baseline: CountRecord, current: CountRecord, thresholds: Coun
     for name, now in current.kernels.items():
         before = baseline.kernels.get(name)
         if before is None:
-            rows.append(CountVerdict(name, now.shape, nan, now.per_call["Ir"], nan, nan, "new"))
+            rows.append(CountVerdict(name, now.shape, nan, now.per_call["Ir"], nan, "new"))
             continue
         ir_ratio = now.per_call["Ir"] / before.per_call["Ir"]
-        cycles_ratio = now.per_call["EstCycles"] / before.per_call["EstCycles"]
         rows.append(
-            CountVerdict(name, now.shape, before.per_call["Ir"], now.per_call["Ir"], ir_ratio, cycles_ratio,
-                         _status(ir_ratio, cycles_ratio, thresholds))
+            CountVerdict(name, now.shape, before.per_call["Ir"], now.per_call["Ir"], ir_ratio,
+                         _status(ir_ratio, thresholds))
         )
     for name, before in baseline.kernels.items():
         if name not in current.kernels:
-            rows.append(CountVerdict(name, before.shape, before.per_call["Ir"], nan, nan, nan, "missing"))
+            rows.append(CountVerdict(name, before.shape, before.per_call["Ir"], nan, nan, "missing"))
     return rows

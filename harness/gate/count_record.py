@@ -1,7 +1,6 @@
 """A count-mode gate session as JSON: the committed baseline and any saved current run.
 
-Per kernel it holds callgrind's events per call (instructions `Ir`, data reads and writes, the
-simulated cache misses) and `EstCycles`, an estimate of cycles from them. What makes two
+Per kernel it holds callgrind's events per call (instructions executed, `Ir`). What makes two
 records comparable is the code that ran, not the host: the instruction-set paths torch, MKL,
 oneDNN and numba took and the CPU valgrind presented (`Environment.code_paths`); the library
 versions are kept too, since an upgrade shifts counts.
@@ -20,27 +19,11 @@ from harness.errors import UserError
 
 SCHEMA_VERSION = 1
 
-# Cachegrind's cycle estimate: an L1 miss that hits the last level costs ~10 cycles, a miss
-# there ~100 (the weights callgrind_annotate and KCachegrind use).
-L1_MISS_CYCLES, LL_MISS_CYCLES = 10, 100
-L1_MISSES, LL_MISSES = ("I1mr", "D1mr", "D1mw"), ("ILmr", "DLmr", "DLmw")
-
-
-def estimated_cycles(events: dict[str, float]) -> float:
-    """Ir + 10 x L1 misses + 100 x last-level misses (just Ir without the cache simulation)."""
-    return (
-        events["Ir"]
-        + L1_MISS_CYCLES * sum(events.get(e, 0) for e in L1_MISSES)
-        + LL_MISS_CYCLES * sum(events.get(e, 0) for e in LL_MISSES)
-    )
-
-
 class Environment(BaseModel):
     """What the counts depend on: the code paths that ran, the tool, the library versions."""
 
     code_paths: dict[str, str]  # torch / mkl / onednn / numba ISA settings, and the CPU valgrind presented
     valgrind: str
-    cache_sim: str  # the simulated caches (fixed, so the host's own caches do not matter)
     versions: dict[str, str]  # python, torch, numpy, numba
 
 
@@ -49,7 +32,7 @@ class KernelCounts(BaseModel):
 
     shape: str
     calls: int
-    per_call: dict[str, float]  # Ir, Dr, Dw, I1mr, ..., EstCycles
+    per_call: dict[str, float]  # Ir: instructions executed
 
 
 class CountRecord(BaseModel):

@@ -84,14 +84,13 @@ def _status(status: str) -> str:
 
 
 def count_table(verdicts: list[CountVerdict], thresholds: CountThresholds) -> Table:
-    """One row per kernel: instructions per call before and now, and the instruction and
-    estimated-cycle ratios that the thresholds judge."""
+    """One row per kernel: instructions per call before and now, and their ratio."""
     table = Table(
-        title=f"kernel gate (counts): regression = instructions x{1 + thresholds.instructions:.2f} "
-        f"or estimated cycles x{1 + thresholds.cycles:.2f} per call",
+        title=f"kernel gate (counts): regression = more than x{1 + thresholds.instructions:.2f} "
+        "the baseline's instructions per call",
         title_justify="left",
     )
-    for column in ("kernel", "instructions/call (baseline)", "now", "ratio", "est. cycles ratio", "verdict"):
+    for column in ("kernel", "instructions/call (baseline)", "now", "ratio", "verdict"):
         table.add_column(column, justify="left" if column in ("kernel", "verdict") else "right")
     for v in verdicts:
         table.add_row(
@@ -99,19 +98,16 @@ def count_table(verdicts: list[CountVerdict], thresholds: CountThresholds) -> Ta
             _num(v.baseline_ir, ",.0f"),
             _num(v.current_ir, ",.0f"),
             _num(v.ir_ratio, ".4f"),
-            _num(v.cycles_ratio, ".4f"),
             _status(v.status),
         )
     return table
 
 
 def count_record_table(record: CountRecord) -> Table:
-    """A counted session: per kernel its counted calls, instructions and estimated cycles per call."""
-    table = Table(title="kernel gate: counted session (per call)", title_justify="left")
-    for column in ("kernel", "shape", "calls", "instructions", "est. cycles"):
+    """A counted session: per kernel its counted calls and instructions per call."""
+    table = Table(title="kernel gate: counted session", title_justify="left")
+    for column in ("kernel", "shape", "calls", "instructions/call"):
         table.add_column(column, justify="left" if column in ("kernel", "shape") else "right")
     for name, k in record.kernels.items():
-        table.add_row(
-            escape(name), escape(k.shape), str(k.calls), f"{k.per_call['Ir']:,.0f}", f"{k.per_call['EstCycles']:,.0f}"
-        )
+        table.add_row(escape(name), escape(k.shape), str(k.calls), f"{k.per_call['Ir']:,.0f}")
     return table
