@@ -12,6 +12,12 @@ PIP_PIN       := pip==26.3
 PIP_TOOLS_PIN := pip-tools==7.7.0
 # The drift canary's venv: the newest releases pyproject's ranges allow.
 LATEST := .venv-latest
+# Where the CPU build of torch comes from (PyPI's torch is the CUDA build). Tried once, quickly:
+# a machine that has the wheel at hand (pip's find-links) needs no index.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_PIP   := --extra-index-url $(TORCH_INDEX) --retries 0 --timeout 10
+# The lock is resolved for this interpreter version.
+LOCK_PYTHON := 3.11
 
 .PHONY: setup bench test test-all test-gpu test-latest gate lock clean
 
@@ -22,15 +28,19 @@ setup: $(STAMP)
 # is made anew whenever the lock changes, so nothing outside the lock lingers in it.
 # $(1): the venv folder.
 define make_venv
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' || \
+	  { echo "$(PYTHON) is older than Python 3.11, which the project needs" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit("%d.%d" % sys.version_info[:2] != "$(LOCK_PYTHON)")' || \
+	  echo "warning: requirements/lock.txt was resolved for Python $(LOCK_PYTHON); if it does not install, make lock" >&2
 	rm -rf $(1)
-	@if $(PYTHON) -c "import torch" 2>/dev/null; then \
+	@set -e; if $(PYTHON) -c "import torch" 2>/dev/null; then \
 	  echo "using the interpreter's torch: $$($(PYTHON) -c 'import torch; print(torch.__version__)')"; \
 	  $(PYTHON) -m venv --system-site-packages $(1); \
 	  $(1)/bin/python -m pip install -q "$(PIP_PIN)"; \
 	else \
 	  $(PYTHON) -m venv $(1); \
 	  $(1)/bin/python -m pip install -q "$(PIP_PIN)"; \
-	  $(1)/bin/python -m pip install -q -r $(TORCH); \
+	  $(1)/bin/python -m pip install -q $(TORCH_PIP) -r $(TORCH); \
 	fi
 endef
 
@@ -56,11 +66,14 @@ test-gpu: $(STAMP)
 	$(PY) -m pytest -m gpu -q
 
 # Drift canary: the essential tests in a separate venv holding the newest releases that
-# pyproject's ranges allow (torch stays the pinned CPU build, or the interpreter's own), so the
+# pyproject's ranges allow (torch stays the one the venv got: the pinned CPU build, or the
+# interpreter's own), so the
 # next breaking release is seen here first. It prints how that venv differs from the lock.
 test-latest:
 	$(call make_venv,$(LATEST))
-	$(LATEST)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -c $(TORCH) -e ".[dev,ray,embed]"
+	$(LATEST)/bin/python -c "import torch; print('torch==' + torch.__version__)" >$(LATEST)/torch-kept.txt
+	$(LATEST)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -c $(LATEST)/torch-kept.txt \
+	  -e ".[dev,ray,embed]"
 	-$(LATEST)/bin/lalm-bench env --check
 	$(LATEST)/bin/python -m pytest -m "not slow and not gpu" -q
 
@@ -75,7 +88,8 @@ lock:
 	rm -rf .venv-lock
 	$(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/python -m pip install -q "$(PIP_PIN)" "$(PIP_TOOLS_PIN)"
-	CUSTOM_COMPILE_COMMAND="make lock" .venv-lock/bin/pip-compile -q --upgrade --extra dev --extra ray --extra embed -c $(TORCH) \
+	CUSTOM_COMPILE_COMMAND="make lock" .venv-lock/bin/pip-compile -q --upgrade --pip-args "$(TORCH_PIP)" \
+	  --extra dev --extra ray --extra embed -c $(TORCH) \
 	  --unsafe-package torch --strip-extras --no-emit-index-url --no-emit-find-links \
 	  --annotation-style line -o $(LOCK) pyproject.toml
 	rm -rf .venv-lock
