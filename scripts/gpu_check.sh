@@ -93,18 +93,15 @@ setup_venv() {
     return 0
   fi
   if [ ! -x "$VENV/bin/python" ]; then
-    if "$PYTHON" -c "import torch" 2>/dev/null; then
-      # Keep the interpreter's CUDA torch (and any mamba-ssm built against it), as `make setup` does.
-      "$PYTHON" -m venv --system-site-packages "$VENV" || return 1
-      # When that interpreter is itself a virtual environment's, --system-site-packages reaches
-      # the base interpreter and not that environment (where torch is): link its packages too.
-      local site
-      site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-      "$PYTHON" -c 'import site, sys; sys.prefix != sys.base_prefix and print("\n".join(site.getsitepackages()))' \
-        >"$site/parent_environment.pth"
-    else
-      "$PYTHON" -m venv "$VENV" && "$VENV/bin/pip" install -q "torch==2.13.0" || return 1
-    fi
+    # The probe passed on this interpreter, so it has a CUDA torch: keep it (and any mamba-ssm
+    # built against it), as `make setup` does.
+    "$PYTHON" -m venv --system-site-packages "$VENV" || return 1
+    # When that interpreter is itself a virtual environment's, --system-site-packages reaches
+    # the base interpreter and not that environment (where torch is): link its packages too.
+    local site
+    site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    "$PYTHON" -c 'import site, sys; sys.prefix != sys.base_prefix and print("\n".join(site.getsitepackages()))' \
+      >"$site/parent_environment.pth"
   fi
   local pip=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
   if compgen -G ".whl/*.whl" >/dev/null; then
@@ -150,6 +147,9 @@ if ! step venv-cuda 30 "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_
   summary >/dev/null
   exit 3
 fi
+
+# The GPU machine installs offline from what it has, not from the lock: say how far that is from it.
+{ echo; echo "differences from requirements/lock.txt:"; "$PY" -m harness env --check; } >>"$OUT/env.txt" 2>&1
 
 # --- tests, most valuable first -----------------------------------------------------------------
 # The scan: mamba-ssm kernels vs the reference (fp32/fp16, backward, opcheck), the Triton decode

@@ -28,6 +28,11 @@ def causal_conv1d_kernels() -> tuple[Callable, Callable] | None:
     return causal_conv1d_fn, causal_conv1d_update
 
 
+def _kernel_width(weight: torch.Tensor) -> bool:
+    """Whether the extension has a kernel for this conv width (it is compiled for 2 to 4)."""
+    return 2 <= weight.shape[-1] <= 4
+
+
 def _activate(x: torch.Tensor, activation: str | None) -> torch.Tensor:
     if activation is None:
         return x
@@ -44,7 +49,7 @@ def causal_conv1d(
     Computed in the weight's dtype, returned in x's (as mamba-ssm and transformers do).
     """
     kernels = causal_conv1d_kernels()
-    if kernels is not None and x.is_cuda:
+    if kernels is not None and x.is_cuda and _kernel_width(weight):
         return kernels[0](x, weight, bias, activation=activation)
     channels, width = weight.shape
     length = x.shape[-1]
@@ -65,7 +70,7 @@ def causal_conv1d_step(
     conv_state holds the last K inputs (oldest first), as transformers' Mamba cache keeps them.
     """
     kernels = causal_conv1d_kernels()
-    if kernels is not None and x.is_cuda:
+    if kernels is not None and x.is_cuda and _kernel_width(weight):
         return kernels[1](x, conv_state, weight, bias, activation=activation)
     conv_state.copy_(torch.cat([conv_state[..., 1:], x.to(conv_state.dtype)], dim=-1))
     out = torch.einsum("bdk,dk->bd", conv_state.to(weight.dtype), weight)

@@ -109,10 +109,10 @@ def backward(dy, u, delta, A, B, C, D, z, delta_bias, chunk_states, pre_gate, de
         u, delta, A, B, C, D, z, delta_bias, dy.to(u.dtype).contiguous(), chunk_states, pre_gate, None,
         delta_softplus, False,  # False: do not recompute the gated output
     )
-    empty = u.new_empty(0)
+    empty, empty_f32 = u.new_empty(0), u.new_empty(0, dtype=torch.float32)  # dtypes as the fake declares
     dz = rest[0] if z is not None else empty
-    return [du, ddelta, dA, dB, dC, empty if dD is None else dD, dz,
-            empty if ddelta_bias is None else ddelta_bias.float()]
+    return [du, ddelta, dA, dB, dC, empty_f32 if dD is None else dD, dz,
+            empty_f32 if ddelta_bias is None else ddelta_bias.float()]
 
 
 def state_update(update: Callable, state, u, delta, A, B, C, D, z, delta_bias, delta_softplus: bool) -> Tensor:

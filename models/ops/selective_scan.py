@@ -401,7 +401,9 @@ def _state_update_op(
     backend: str,
 ) -> Tensor:
     mamba_update = scan_cuda.mamba_ssm_state_update() if backend == "mamba-ssm" else None
-    if mamba_update is not None:
+    # The Triton wrapper reads a (b, g, n) B as one group per head of a multi-head state: grouped
+    # B and C take the PyTorch step.
+    if mamba_update is not None and B.dim() == 2:
         return scan_cuda.state_update(mamba_update, state, u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     # One step is b*d*n elements: vectorised PyTorch is as fast as a kernel call here.
     grouped = [t.unsqueeze(1) if t.dim() == 2 else t for t in (B, C)]
