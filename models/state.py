@@ -6,9 +6,9 @@ attributes and containers. Each storage counts once and in full: views into one 
 cache's slots, a tensor and its slices) are one allocation, and a preallocated buffer costs its
 whole size whether or not its slots are filled yet.
 
-An LM's state is its floating-point tensors (`state_bytes`): the integer tensors a cache keeps
-beside them are bookkeeping (transformers >= 5.25 keeps an int64 token counter per Mamba
-layer), not state that grows with the model or the context.
+An LM's state (`state_bytes`) leaves out the integer scalars a cache keeps beside its tensors:
+bookkeeping (transformers >= 5.25 keeps an int64 token counter per Mamba layer), not state that
+grows with the model or the context. A quantized (integer) cache still counts in full.
 """
 from __future__ import annotations
 
@@ -72,6 +72,10 @@ def tensor_bytes(obj: object, keep: Callable[[torch.Tensor], bool] = lambda tens
     return total
 
 
+def _is_state(tensor: torch.Tensor) -> bool:
+    return tensor.is_floating_point() or tensor.is_complex() or tensor.numel() > 1
+
+
 def state_bytes(cache: object) -> int:
-    """Bytes of an LM cache's state: its floating-point tensor storages, each counted once."""
-    return tensor_bytes(cache, keep=torch.is_floating_point)
+    """Bytes of an LM cache's state: its tensor storages but integer scalars, each counted once."""
+    return tensor_bytes(cache, keep=_is_state)

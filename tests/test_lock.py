@@ -109,6 +109,15 @@ def test_compare_of_runs_from_one_environment_says_nothing(tmp_path, capsys):
     assert "different environments" not in capsys.readouterr().err
 
 
+def test_report_over_same_named_runs_from_two_places_still_warns(tmp_path):
+    a = write_run(tmp_path / "x" / "quick", SyntheticSuite(seed=1, **SUITE), run_id="a")
+    b = with_env(write_run(tmp_path / "y" / "quick", SyntheticSuite(seed=2, **SUITE), run_id="b"),
+                 transformers="5.25.0")
+    told = []
+    build_report([a, b], tmp_path / "report", warn=told.append)
+    assert told and f"5.25.0 ({b})" in told[0]
+
+
 def test_report_over_mixed_runs_leads_with_the_warning(two_runs, tmp_path):
     told = []
     out = build_report(list(two_runs), tmp_path / "report", warn=told.append)

@@ -70,10 +70,12 @@ def test_static_cache_counts_its_preallocated_slots():
     assert slots <= tensor_bytes(cache) <= slots + 2 * 64  # plus per-layer bookkeeping scalars
 
 
-def test_state_is_the_floating_point_tensors_not_the_cache_bookkeeping():
-    """A token counter (transformers >= 5.25 keeps an int64 one per Mamba layer) is not state."""
+def test_state_leaves_out_the_cache_bookkeeping_not_integer_state():
+    """A token counter (transformers >= 5.25 keeps an int64 one per Mamba layer) is not state; a
+    quantized KV tensor is."""
     from models.state import state_bytes
 
     cache = {"conv": torch.zeros(2, 8, 4), "ssm": torch.zeros(2, 8, 16, dtype=torch.bfloat16),
-             "seen_tokens": torch.tensor(12)}
-    assert state_bytes(cache) == 2 * 8 * 4 * 4 + 2 * 8 * 16 * 2
+             "seen_tokens": torch.tensor(12), "also_seen": torch.tensor([12]),
+             "int8_keys": torch.zeros(2, 4, 8, dtype=torch.int8)}
+    assert state_bytes(cache) == 2 * 8 * 4 * 4 + 2 * 8 * 16 * 2 + 2 * 4 * 8

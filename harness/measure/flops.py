@@ -187,7 +187,8 @@ class _ForwardSafeModuleTracker(ModuleTracker):
     gradient function, and the tracker's hook registration raises ("'NoneType' object has no
     attribute 'next_functions'", "Expected gradient function to be set"). No gradient can ever
     reach such a tensor, so hiding it from the tracker loses nothing; the module call itself, and
-    what it computes, are untouched. `tests/test_flops.py` fails naming the hook if torch moves it.
+    what it computes, are untouched. `tests/test_dependency_contracts.py` fails naming the hook if
+    torch moves it.
     """
 
     def _fw_pre_hook(self, mod: nn.Module, input: object) -> None:

@@ -204,7 +204,7 @@ class PhaseRunner:
             _, cache = self.chain.prefilled
             state = Measurement(
                 "state_bytes", float(lalm.state_bytes(cache)), "B", source="tensor_bytes",
-                note=f"cache after {context} positions (audio + prompt), each floating-point tensor storage once",
+                note=f"cache after {context} positions (audio + prompt), each tensor storage once, integer scalars (bookkeeping) left out",
             )
             return PhaseWork(lambda: prefill(encoded, inputs.prompt_ids), tokens=inputs.batch_size * context,
                              extra=[state])

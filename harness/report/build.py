@@ -78,10 +78,13 @@ def _profiles(runs: Runs, out: Path, figure_dir: Path) -> Section | None:
 
 
 def environment_warning(runs: Runs) -> str | None:
-    """The `provenance` warning over every run (and every session of each run), by folder name."""
+    """The `provenance` warning over every run (and every session of each run), each run named by
+    its folder, or by its folder's path where two folders share a name."""
+    labels = [str(runs.dirs[run_id]) if runs.names.count(name) > 1 else name
+              for name, run_id in zip(runs.names, runs.metas)]
     return provenance.warning({
-        name: provenance.run_environments(runs.metas[run_id], runs.results[runs.results["run_id"] == run_id])
-        for name, run_id in zip(runs.names, runs.metas)
+        label: provenance.run_environments(runs.metas[run_id], runs.results[runs.results["run_id"] == run_id])
+        for label, run_id in zip(labels, runs.metas)
     })
 
 

@@ -50,7 +50,9 @@ class ScanMambaMixer(MambaMixer):
         conv_weight = self.conv1d.weight.squeeze(1)
         if conv_state is not None and seq_len == 1 and not cache.is_recording_past(layer):
             x = causal_conv1d_step(x, conv_state, conv_weight, self.conv1d.bias, activation=self.activation)
-            if hasattr(cache, "increase_count"):  # transformers >= 5.25 counts cached tokens itself
+            # transformers >= 5.25 counts the tokens a cache has seen, and cannot see an in-place
+            # conv step: it must be told, as its own mixer does.
+            if hasattr(cache, "increase_count"):
                 cache.increase_count(layer, 0)
         else:
             if cache is not None:  # prepends the cached window and stores the new one
