@@ -138,6 +138,21 @@ def test_a_failing_phase_is_nan_with_a_reason_and_later_phases_say_why():
     assert results["e2e"][0].status == "error"
 
 
+CPU_OUT_OF_MEMORY = [MemoryError(), RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to "
+                                                 "allocate 8589934592 bytes"), RuntimeError("std::bad_alloc")]
+
+
+@pytest.mark.parametrize("exc", CPU_OUT_OF_MEMORY, ids=["MemoryError", "allocator", "bad_alloc"])
+def test_a_cpu_out_of_memory_inside_a_phase_is_oom_as_the_executor_says(exc):
+    """One classifier: what the executor calls oom for a whole point is oom inside a phase too, so
+    skip-larger-after and the report's OOM frontier see it."""
+    from harness.failure import classify
+
+    lalm = FakeLALM(fail={"encode": exc})
+    (m,) = run_phases(lalm, make_inputs(), PhaseSettings(phases=("encoder",), timer=FAST))["encoder"]
+    assert m.status == classify(exc) == "oom"
+
+
 def test_out_of_memory_is_its_own_status():
     lalm = FakeLALM(fail={"decode_step": RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")})
     results = run_phases(lalm, make_inputs(), PhaseSettings(phases=("decode",), timer=FAST))

@@ -22,9 +22,6 @@ from harness.points import Point, PointResult
 if TYPE_CHECKING:
     from harness.suite import Measure
 
-OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory", "std::bad_alloc")
-
-
 @dataclass
 class Outcome:
     """What became of one point: its rows and samples when it ran, a status and message when not."""
@@ -37,14 +34,6 @@ class Outcome:
     error: str = ""
     context: dict[str, str] = field(default_factory=dict)  # where it ran: host, node, device_name, versions
     seconds: float = 0.0  # wall time of the whole point, model build included
-
-
-def classify(exc: BaseException) -> str:
-    """Status for an exception raised by a workload: oom for any out-of-memory, else error."""
-    if isinstance(exc, MemoryError) or any(c.__name__ == "OutOfMemoryError" for c in type(exc).__mro__):
-        return "oom"
-    text = str(exc).lower()
-    return "oom" if any(marker in text for marker in OOM_MARKERS) else "error"
 
 
 def describe(exc: BaseException) -> str:

@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING
 
 import psutil
 
-from harness.executors.base import Outcome, classify, describe, load_workload, signal_name, worker_context
+from harness.executors.base import Outcome, describe, load_workload, signal_name, worker_context
+from harness.failure import classify
 from harness.errors import UserError
 from harness.points import Point
 

@@ -16,7 +16,8 @@ import os
 import time
 
 from harness.errors import UserError
-from harness.executors.base import Executor, Outcome, classify, describe
+from harness.executors.base import Executor, Outcome, describe
+from harness.failure import classify
 from harness.executors.isolated import preload, run_isolated
 from harness.points import Point
 from harness.suite import Measure, RunSettings

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import torch
 
 from harness.errors import UserError
+from harness.failure import classify
 from harness.measure.cuda_graph import GraphedDecode, StaticDecode, hf_causal_lm
 from harness.measure.energy import device_energy, joules_per_audio_second, joules_per_token
 from harness.measure.measurement import Measurement
@@ -117,12 +118,6 @@ class PhaseFailed(Exception):
         super().__init__(f"needs the {phase} output, which failed: {describe(cause)}")
         self.phase = phase
         self.cause = cause
-
-
-def failure_status(exc: BaseException) -> str:
-    """"oom" for out-of-memory errors (CUDA or host allocator), else "error"."""
-    oom = isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
-    return "oom" if oom else "error"
 
 
 def describe(exc: BaseException) -> str:
@@ -274,14 +269,14 @@ class PhaseRunner:
         return out
 
     def _failed(self, exc: Exception) -> Measurement:
-        status = failure_status(exc)
+        status = classify(exc)
         _release_after_oom(status, self.device)
         return Measurement.nan("latency_ms", "ms", describe(exc), source=self.timer.clock.source, status=status)
 
     def _side_run_status(self, exc: Exception) -> str:
         """The phase already ran in the timer, so a later failure is the meter's ("ok", NaN) unless
         the extra run itself ran out of memory, which is a result ("oom")."""
-        status = failure_status(exc)
+        status = classify(exc)
         _release_after_oom(status, self.device)
         return "oom" if status == "oom" else "ok"
 

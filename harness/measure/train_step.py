@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from harness.executors.base import classify
+from harness.failure import classify
 from harness.measure.energy import device_energy
 from harness.measure.flops import FlopCount, FlopCounter, flop_measurements
 from harness.measure.measurement import Measurement

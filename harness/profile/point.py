@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from harness.errors import UserError
+from harness.failure import classify
 from harness.measure.phases import (
     PHASE_ORDER,
     PhaseFailed,
@@ -25,7 +26,6 @@ from harness.measure.phases import (
     PhaseRunner,
     PhaseSettings,
     describe,
-    failure_status,
 )
 from harness.profile.overhead import measure_cost
 from harness.profile.phase import MODULES, PhaseProfileFailed, ProfileSettings, profile_phase
@@ -48,7 +48,7 @@ def _failed(phase: str, exc: BaseException, device: torch.device, title: str,
             snapshot: Path | None = None) -> tuple[list[dict], str]:
     """Rows and summary text for a phase that could not be profiled. A phase whose input failed is
     an "error" (the failure itself belongs to the phase that computes the input)."""
-    status = "error" if isinstance(exc, PhaseFailed) else failure_status(exc)
+    status = "error" if isinstance(exc, PhaseFailed) else classify(exc)
     if status == "oom" and device.type == "cuda":
         torch.cuda.empty_cache()
     message = describe(exc)
