@@ -1,9 +1,10 @@
 """Count mode's decision: does a kernel execute materially more instructions per call?
 
 Counts repeat, so no statistics are needed: a kernel regresses when its instructions per call
-exceed the baseline's by more than a threshold. The threshold (2%) sits ten times above the
-spread of repeated runs (0.2% at most) and well below the smallest regression the gate must
-catch (5%); docs/PERF.md ("Kernel gate") has the figures.
+exceed the baseline's by more than a threshold. The threshold (3%) sits 2.5 times above the
+largest spread seen between repeated runs (1.2%, a fresh clone at another path; 0.3% in the
+baseline's own checkout) and below the smallest regression the gate must catch (5%, which reads
+1.050 or more); docs/PERF.md ("Kernel gate") has the figures.
 """
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from harness.gate.count_record import CountRecord, describe_paths
 
 @dataclass(frozen=True)
 class CountThresholds:
-    """Largest accepted growth of instructions per call, as a fraction (0.02 = 2% more)."""
+    """Largest accepted growth of instructions per call, as a fraction (0.03 = 3% more)."""
 
-    instructions: float = 0.02
+    instructions: float = 0.03
 
 
 @dataclass(frozen=True)
