@@ -8,14 +8,12 @@ versions are kept too, since an upgrade shifts counts.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
 from pathlib import Path
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from harness.env import cpu_name
-from harness.errors import UserError
+from harness.gate import json_file
 
 SCHEMA_VERSION = 1
 
@@ -63,29 +61,10 @@ def describe_paths(code_paths: dict[str, str]) -> str:
 
 
 def save(record: CountRecord, path: Path) -> None:
-    """Write `record` to `path` atomically (a crash never leaves half a baseline)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(record.model_dump_json(indent=1) + "\n")
-    os.replace(tmp, path)
+    """Write `record` to `path` atomically."""
+    json_file.save(record, path)
 
 
 def load(path: Path) -> CountRecord:
     """Read a count record; a missing, unreadable or malformed file is a UserError naming it."""
-    if not path.is_file():
-        raise UserError(
-            f"count record {path} does not exist (record a baseline with `lalm-bench gate --update-baseline`)"
-        )
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UserError(f"count record {path} is not readable JSON: {err}") from None
-    try:
-        record = CountRecord.model_validate(data)
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise UserError(f"count record {path}: {where}: {first['msg']}") from None
-    if record.schema_version != SCHEMA_VERSION:
-        raise UserError(f"count record {path}: schema_version {record.schema_version}, expected {SCHEMA_VERSION}")
-    return record
+    return json_file.load(CountRecord, path, "count record", SCHEMA_VERSION)

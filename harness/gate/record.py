@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import os
 import platform
 from pathlib import Path
@@ -16,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import psutil
 import torch
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from harness.env import cpu_name
 from harness.errors import UserError
+from harness.gate import json_file
 from harness.gate.kernels import KERNELS
 from harness.gate.timing import Session
 
@@ -166,29 +166,13 @@ def from_session(session: Session, machine: Fingerprint, settings: Settings) -> 
 
 
 def save(record: GateRecord, path: Path) -> None:
-    """Write `record` to `path` atomically (a crash never leaves half a baseline)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(record.model_dump_json(indent=1) + "\n")
-    os.replace(tmp, path)
+    """Write `record` to `path` atomically."""
+    json_file.save(record, path)
 
 
 def load(path: Path) -> GateRecord:
     """Read a record; a missing, unreadable or malformed file is a UserError naming it."""
-    if not path.is_file():
-        raise UserError(f"gate record {path} does not exist (record a baseline with `lalm-bench gate --update-baseline`)")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UserError(f"gate record {path} is not readable JSON: {err}") from None
-    try:
-        record = GateRecord.model_validate(data)
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise UserError(f"gate record {path}: {where}: {first['msg']}") from None
-    if record.schema_version != SCHEMA_VERSION:
-        raise UserError(f"gate record {path}: schema_version {record.schema_version}, expected {SCHEMA_VERSION}")
+    record = json_file.load(GateRecord, path, "gate record", SCHEMA_VERSION)
     for name, k in record.kernels.items():
         if len(k.normalised) < 2 or len(k.clean) != len(k.normalised):
             raise UserError(f"gate record {path}: kernel {name!r} needs >= 2 samples and one clean flag per sample")
