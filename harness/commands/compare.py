@@ -5,43 +5,67 @@ import argparse
 import sys
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
 from harness.errors import UserError
 
 NAME = "compare"
-HELP = "Compare two runs point by point: B/A ratios, bootstrap intervals and Mann-Whitney U on the raw samples."
-VERDICT_STYLES = {"better": "green", "worse": "red", "within noise": "dim"}
+HELP = ("Compare two runs point by point: B/A ratios, and a verdict only where the raw samples show a change "
+        "that is both significant (Mann-Whitney U) and material (--min-effect).")
+VERDICT_STYLES = {"better": "green", "worse": "red", "higher": "bold", "lower": "bold", "within noise": "dim",
+                  "too few samples": "yellow", "no samples": "yellow"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # The defaults are comparison.ALPHA and comparison.MIN_EFFECT (resolved in `run`; not imported here
+    # so that `--help` does not pay for pandas and scipy); a test keeps this help text in step.
     parser.add_argument("run_a", metavar="RUN_A", help="baseline run folder")
     parser.add_argument("run_b", metavar="RUN_B", help="run folder compared with the baseline")
-    parser.add_argument("--alpha", type=float, default=0.05,
-                        help="significance level of the Mann-Whitney U test (default 0.05)")
-    parser.add_argument("--csv", metavar="PATH", help="also write the full comparison (all columns) as CSV")
+    parser.add_argument("--alpha", type=float,
+                        help="two-sided significance level of the Mann-Whitney U test (default 0.05)")
+    parser.add_argument("--min-effect", type=float, metavar="FRACTION",
+                        help="smallest change called a change: the 95%% interval of B/A must lie beyond "
+                             "1 + FRACTION or below 1 / (1 + FRACTION) (default 0.2)")
+    parser.add_argument("--csv", metavar="PATH", help="also write the full comparison (one row per metric) as CSV")
     parser.add_argument("--md", metavar="PATH", help="also write the table as Markdown")
 
 
-def _rich_table(frame, title: str) -> Table:
-    table = Table(title=title, title_justify="left", header_style="bold")
-    for column in frame.columns:
-        table.add_column(column, justify="right" if column in ("A", "B", "B/A", "p", "batch", "audio") else "left")
-    for row in frame.itertuples(index=False):
-        cells = list(map(str, row))
-        verdict = cells[-1]
-        cells[-1] = f"[{VERDICT_STYLES[verdict]}]{verdict}[/]" if verdict in VERDICT_STYLES else verdict
-        table.add_row(*cells)
-    return table
+def _output(path: str, option: str) -> Path:
+    """The file `path` may be written: its folder made; UserError when a file stands in the way."""
+    target = Path(path)
+    blocking = next((p for p in [target, *target.parents] if p.exists() and not p.is_dir()), None)
+    if target.is_dir():
+        raise UserError(f"{option} {path}: is a folder, not a file")
+    if blocking is not None and blocking != target:
+        raise UserError(f"{option} {path}: {blocking} is a file, not a folder")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"{option} {path}: cannot create its folder ({err.strerror or err})") from None
+    return target
+
+
+def _summary(table, counts: dict, args: argparse.Namespace) -> str:
+    points = table.drop(columns=["metric"]).groupby(
+        [c for c in counts["key"] if c != "metric"], dropna=False, sort=False).ngroups
+    verdicts = table["verdict"].value_counts()
+    return (f"{points} points, {counts['matched']} matched values: "
+            + ", ".join(f"{n} {v}" for v, n in verdicts.items())
+            + f"; only in A: {counts['only_a']}, only in B: {counts['only_b']}. A change needs p < {args.alpha:g} "
+            f"(two-sided) and a 95% interval of B/A beyond ×{1 + args.min_effect:g} or below ×1/{1 + args.min_effect:g}.")
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.report import comparison
+
+    args.alpha = comparison.ALPHA if args.alpha is None else args.alpha
+    args.min_effect = comparison.MIN_EFFECT if args.min_effect is None else args.min_effect
     if not 0 < args.alpha < 1:
         raise UserError(f"--alpha must be between 0 and 1, got {args.alpha:g}")
+    if not args.min_effect >= 0:
+        raise UserError(f"--min-effect must be 0 or more, got {args.min_effect:g}")
+    csv = _output(args.csv, "--csv") if args.csv else None
+    md = _output(args.md, "--md") if args.md else None
     # Imported here so that `lalm-bench --help` does not pay for scipy and pandas.
-    from harness import provenance
-    from harness.report import comparison
+    from harness import provenance, terminal
     from harness.report.render import markdown_table
     from harness.report.runs import load_run
 
@@ -50,23 +74,28 @@ def run(args: argparse.Namespace) -> int:
                                 "B": provenance.run_environments(run_b.meta, run_b.results)})
     if mixed:
         print(f"warning: {mixed}", file=sys.stderr)
-    table, counts = comparison.compare(run_a.results, run_a.samples, run_b.results, run_b.samples, args.alpha)
+    table, counts = comparison.compare(run_a.results, run_a.samples, run_b.results, run_b.samples,
+                                       args.alpha, args.min_effect)
     if table.empty:
         raise UserError(f"{args.run_a} and {args.run_b} share no measured point "
                         f"(rows match on {', '.join(counts['key'])})")
-    frame, constant = comparison.display(table)
-    shared = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in constant.items())
+    shown = comparison.display(table)
+    shared = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.shared.items())
     title = f"B = {args.run_b} vs A = {args.run_a}" + (f" ({shared})" if shared else "")
-    # Piped into a file or a pager, rich would squeeze the table into 80 columns.
-    Console(width=None if sys.stdout.isatty() else 200).print(_rich_table(frame, title))
-    verdicts = table["verdict"].value_counts()
-    print(f"{counts['matched']} matched rows: " + ", ".join(f"{n} {v}" for v, n in verdicts.items())
-          + f"; only in A: {counts['only_a']}, only in B: {counts['only_b']}. "
-          f"Verdicts need p < {args.alpha:g} and a 95% interval of B/A excluding 1.")
-    if args.csv:
-        Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(args.csv, index=False)
-    if args.md:
-        Path(args.md).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.md).write_text(f"{title}\n\n{markdown_table(frame)}\n")
+    frame = shown.frame
+    styles = [[VERDICT_STYLES.get(shown.verdicts.at[i, c], "") if c in shown.verdicts else "" for c in frame.columns]
+              for i in frame.index]
+    terminal.console().print(terminal.table(title, list(frame.columns), frame.values.tolist(), shown.identity,
+                                            right=("batch", "audio"), styles=styles))
+    if shown.same:
+        print(f"The same in every point (left out): {', '.join(shown.same)}.")
+    print(_summary(table, counts, args))
+    shift = comparison.overall_shift(table)
+    if abs(shift - 1) > args.min_effect:
+        print(f"B's latencies are {comparison.change_text('latency_ms', shift)} than A's at the median point: "
+              "where the code did not change, the machine or its load did, and every verdict carries that shift.")
+    if csv is not None:
+        table.drop(columns=["reading"]).to_csv(csv, index=False)
+    if md is not None:
+        md.write_text(f"{title}\n\n{markdown_table(frame)}\n")
     return 0

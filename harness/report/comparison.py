@@ -4,17 +4,24 @@ Rows match on what was measured (variant, size, device, dtype, sweep axes, phase
 module, dataset), never on run or point ids, so a rerun on other hardware or code matches its
 baseline. Context columns that tell rows of one run apart (e.g. `mode` in a sweep over modes)
 join the key only when needed, so two runs that differ in, say, the scan backend still match.
-A difference counts as real when the raw samples say so twice: Mann-Whitney U rejects equal
-distributions at `alpha` and the bootstrap interval of the ratio of medians excludes 1.
+
+A difference is called by the comparator the kernel gate uses (`harness.significance`): the
+raw samples must be numerous enough that the test could reject at all (else "too few
+samples"), the one-sided Mann-Whitney U test in the direction of the change must reject at
+`alpha`/2 (so `alpha` is two-sided), and the 95 % bootstrap interval of the ratio of medians
+must lie beyond the minimum effect (×1.10 by default, or below ×1/1.10): two runs of the same
+code minutes apart differ by a few percent on a shared machine, and that is not a change.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
-from scipy.stats import mannwhitneyu
 
+from harness import significance
 from harness.report import analysis, palette, resample
-from harness.report.formatting import interval, number, quantity, seconds
+from harness.report.formatting import metric_name, number, quantity, seconds
 
 BASE_KEY = ["variant", "encoder", "lm", "size", "device", "dtype", "batch_size", "audio_seconds",
             "prompt_tokens", "new_tokens", "phase", "metric", "module", "dataset"]
@@ -24,8 +31,27 @@ HIGHER_IS_BETTER = {"throughput", "accuracy", "macro_f1", "mAP", "max_batch", "f
 LOWER_IS_BETTER = {"latency_ms", "rtf", "peak_mem_bytes", "reserved_mem_bytes", "state_bytes",
                    "state_bytes_analytic", "flops", "flops_analytic", "energy_j", "energy_j_per_token",
                    "energy_j_per_audio_s"}
-MIN_SAMPLES = 3  # below this Mann-Whitney U cannot reach p < 0.05 whatever the data
-ALPHA = 0.05
+# Metrics that are times: a higher value reads "slower".
+TIME_METRICS = {"latency_ms", "rtf"}
+# Throughput and RTF are computed from the phase's latency (harness.measure.phases: work / latency
+# and latency / audio), so their samples are the latency samples raised to this power, rescaled.
+DERIVED_FROM_LATENCY = {"throughput": -1, "rtf": 1}
+# Shown first on a point's line, in this order; other metrics follow in the order measured.
+LEADING_METRICS = ("latency_ms", "throughput", "rtf")
+
+ALPHA = 0.05  # two-sided significance level
+# A change must be at least 20 % (interval beyond ×1.20 or below ×1/1.20): two `quick` runs of the
+# same code minutes apart on a shared 2-core machine differed by up to ×1.7 at single points, and
+# by ×1.1-1.2 at most points; the kernel gate, whose samples are normalised by a calibration,
+# uses 10 %.
+MIN_EFFECT = 0.20
+CONFIDENCE = 0.95
+DECIDED = ("better", "worse", "higher", "lower")
+
+
+def thresholds(alpha: float = ALPHA, min_effect: float = MIN_EFFECT) -> significance.Thresholds:
+    """compare's thresholds: a two-sided `alpha` (each one-sided test at alpha/2), a minimum effect."""
+    return significance.Thresholds(min_ratio=1.0 + min_effect, alpha=alpha / 2, confidence=CONFIDENCE)
 
 
 def match_key(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
@@ -39,50 +65,105 @@ def match_key(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
     return key
 
 
-def _verdict(metric: str, ratio: float, p_value: float, low: float, high: float, alpha: float) -> str:
-    if not (p_value < alpha and (low > 1 or high < 1)):
+def verdict(metric: str, change: significance.Change) -> str:
+    """'better' / 'worse' for metrics with a known good direction, else 'higher' / 'lower';
+    'within noise' when the comparator found no change."""
+    if change == "none":
         return "within noise"
-    higher = ratio > 1
+    higher = change == "higher"
     if metric in HIGHER_IS_BETTER:
         return "better" if higher else "worse"
     if metric in LOWER_IS_BETTER:
         return "worse" if higher else "better"
-    return "higher" if higher else "lower"
+    return change
+
+
+def change_text(metric: str, ratio: float) -> str:
+    """'×4.61 slower', '×2.00 faster', '×1.30 higher'; the factor is always ≥ 1."""
+    if not np.isfinite(ratio) or ratio <= 0:
+        return "–"
+    if ratio == 1:
+        return "unchanged"
+    up = ratio > 1
+    words = ("slower", "faster") if metric in TIME_METRICS else ("higher", "lower")
+    return f"×{number(ratio if up else 1 / ratio)} {words[0] if up else words[1]}"
+
+
+def reading(metric: str, verdict_: str, ratio: float, n_a: int, n_b: int) -> str:
+    """The verdict as a phrase: 'worse: ×4.61 slower', 'too few samples (3 vs 3) to decide; ×4.61 slower'."""
+    change = change_text(metric, ratio)
+    if verdict_ in DECIDED:
+        return f"{verdict_}: {change}" if verdict_ in ("better", "worse") else change
+    if verdict_ == "within noise":
+        return f"within noise ({change})"
+    if verdict_ == "too few samples":
+        return f"too few samples ({n_a} vs {n_b}) to decide; {change}"
+    if verdict_ == "no samples":
+        return f"no samples to test ({n_a} vs {n_b}); {change}"
+    return verdict_
 
 
 def _compare_row(metric: str, value_a: float, value_b: float, status_a: str, status_b: str,
-                 samples_a: np.ndarray, samples_b: np.ndarray, alpha: float, rng: np.random.Generator) -> dict:
+                 samples_a: np.ndarray, samples_b: np.ndarray, limits: significance.Thresholds,
+                 rng: np.random.Generator) -> dict:
+    samples_a, samples_b = samples_a[np.isfinite(samples_a)], samples_b[np.isfinite(samples_b)]
     stats = {"ratio": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan,
              "n_a": len(samples_a), "n_b": len(samples_b)}
     if status_a != "ok" or status_b != "ok":
         return {**stats, "verdict": f"{status_a} → {status_b}" if status_a != status_b else status_a}
-    if not (np.isfinite(value_a) and np.isfinite(value_b)) or value_a == 0:
+    if not (np.isfinite(value_a) and np.isfinite(value_b)):
         return {**stats, "verdict": "not measured"}
+    if value_a == value_b:
+        return {**stats, "ratio": 1.0, "verdict": "same"}
+    if value_a == 0:
+        return {**stats, "verdict": "no ratio (A is 0)"}
     stats["ratio"] = value_b / value_a
-    samples_a, samples_b = samples_a[np.isfinite(samples_a)], samples_b[np.isfinite(samples_b)]
-    if min(len(samples_a), len(samples_b)) < MIN_SAMPLES:
-        return {**stats, "verdict": "same" if value_a == value_b else "no samples"}
-    stats["p_value"] = float(mannwhitneyu(samples_a, samples_b, alternative="two-sided").pvalue)
-    stats["ci_low"], stats["ci_high"] = resample.ratio_of_medians_interval(samples_a, samples_b, rng)
-    return {**stats, "verdict": _verdict(metric, stats["ratio"], stats["p_value"], stats["ci_low"],
-                                         stats["ci_high"], alpha)}
+    if min(len(samples_a), len(samples_b)) == 0:
+        return {**stats, "verdict": "no samples"}
+    if not significance.decidable(len(samples_a), len(samples_b), limits.alpha):
+        return {**stats, "verdict": "too few samples"}
+    test = significance.ratio_test(samples_a, samples_b, limits, rng)
+    # Two-sided p: twice the smaller one-sided p.
+    stats.update(ci_low=test.lo, ci_high=test.hi, p_value=min(1.0, 2 * min(test.p_higher, test.p_lower)))
+    return {**stats, "verdict": verdict(metric, test.change)}
+
+
+def _samples(run: pd.DataFrame, samples: pd.DataFrame) -> pd.Series:
+    """Each row's raw samples; throughput and RTF rows get their latency's, transformed as the value was."""
+    own = analysis.samples_by_row(run, samples)
+    point = ["point_id", "phase"]
+    is_latency = (run["metric"] == "latency_ms").to_numpy()
+    latency = run[is_latency].assign(samples=list(own[is_latency])).drop_duplicates(point, keep="last")
+    by_point = {(p, ph): (v, s) for p, ph, v, s in
+                zip(latency["point_id"], latency["phase"], latency["value"], latency["samples"])}
+    derived = []
+    for samples_, metric, point_id, phase, value in zip(own, run["metric"], run["point_id"], run["phase"],
+                                                        run["value"]):
+        base = by_point.get((point_id, phase))
+        if len(samples_) or metric not in DERIVED_FROM_LATENCY or base is None or not base[0] > 0:
+            derived.append(samples_)
+        else:
+            derived.append(value * (base[1] / base[0]) ** DERIVED_FROM_LATENCY[metric])
+    return pd.Series(derived, index=run.index, dtype=object)
 
 
 def compare(results_a: pd.DataFrame, samples_a: pd.DataFrame, results_b: pd.DataFrame, samples_b: pd.DataFrame,
-            alpha: float = ALPHA, rng: np.random.Generator | None = None) -> tuple[pd.DataFrame, dict]:
+            alpha: float = ALPHA, min_effect: float = MIN_EFFECT,
+            rng: np.random.Generator | None = None) -> tuple[pd.DataFrame, dict]:
     """Matched rows of runs A and B with ratio B/A, its interval, the U test p-value and a verdict.
 
     Returns (table, counts): the table has the key columns, unit, value_a, value_b, status_a,
-    status_b, ratio, ci_low, ci_high, p_value, n_a, n_b, verdict; counts says how many rows
-    matched and how many were only in A or only in B. Where one run has several rows for one
-    key, the last one counts (as the store keeps the latest write of a point).
+    status_b, ratio, ci_low, ci_high, p_value (two-sided), n_a, n_b, verdict and reading (the
+    verdict as a phrase); counts says how many rows matched and how many were only in A or only
+    in B. Where one run has several rows for one key, the last one counts (as the store keeps
+    the latest write of a point).
     """
     rng = rng or resample.generator()
+    limits = thresholds(alpha, min_effect)
     a, b = (r.assign(variant=r["variant"].map(palette.canonical)) for r in (results_a, results_b))
     key = match_key(a, b)
     a, b = a.drop_duplicates(key, keep="last"), b.drop_duplicates(key, keep="last")
-    a = a.assign(samples=analysis.samples_by_row(a, samples_a))
-    b = b.assign(samples=analysis.samples_by_row(b, samples_b))
+    a, b = a.assign(samples=_samples(a, samples_a)), b.assign(samples=_samples(b, samples_b))
     keep = [*key, "unit", "value", "status", "samples"]
     merged = a[keep].merge(b[keep], on=key, how="outer", suffixes=("_a", "_b"), indicator=True)
     counts = {"matched": int((merged["_merge"] == "both").sum()),
@@ -92,39 +173,82 @@ def compare(results_a: pd.DataFrame, samples_a: pd.DataFrame, results_b: pd.Data
     both = merged[merged["_merge"] == "both"]
     rows = [
         _compare_row(r["metric"], float(r["value_a"]), float(r["value_b"]), r["status_a"], r["status_b"],
-                     r["samples_a"], r["samples_b"], alpha, rng)
+                     r["samples_a"], r["samples_b"], limits, rng)
         for _, r in both.iterrows()
     ]
     stats = pd.DataFrame(rows, index=both.index,
                          columns=["ratio", "ci_low", "ci_high", "p_value", "n_a", "n_b", "verdict"])
+    stats["reading"] = [reading(m, v, r, na, nb) for m, v, r, na, nb in
+                        zip(both["metric"], stats["verdict"], stats["ratio"], stats["n_a"], stats["n_b"])]
     table = pd.concat([both[key].assign(unit=both["unit_a"], value_a=both["value_a"], value_b=both["value_b"],
                                         status_a=both["status_a"], status_b=both["status_b"]), stats], axis=1)
     rank = {v: i for i, v in enumerate(palette.variant_order(table["variant"]))}
-    table = table.sort_values(["variant", "phase", "metric", "batch_size", "audio_seconds"], kind="stable",
+    table = table.sort_values(["variant", "phase", "batch_size", "audio_seconds", "metric"], kind="stable",
                               key=lambda column: column.map(rank) if column.name == "variant" else column)
     return table.reset_index(drop=True), counts
 
 
-def display(table: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """(table of strings for a terminal or Markdown, the key values shared by every row).
+def overall_shift(table: pd.DataFrame) -> float:
+    """Median B/A latency ratio over every matched point: a machine or load difference moves it,
+    a change to one kernel or variant mostly does not; nan without latencies."""
+    ratios = table.loc[table["metric"] == "latency_ms", "ratio"].dropna()
+    return float(ratios.median()) if len(ratios) else float("nan")
 
-    Key columns with one value across all rows are left out of the table and returned apart,
-    so the table shows only what varies.
+
+@dataclass(frozen=True)
+class Display:
+    """A comparison laid out one line per point.
+
+    frame: strings; identity columns (those that vary), `status`, then one column per metric
+    whose cell is "A → B" and the verdict's phrase. verdicts: the verdict of each metric cell
+    (same index and metric columns as frame). shared: identity values common to every line.
+    same: metrics equal in every point, left out of the table.
     """
-    shown_key = ["variant", "size", "device", "dtype", "batch_size", "audio_seconds", "prompt_tokens",
-                 "new_tokens", "phase", "metric", "module", "dataset"]
-    constant = {c: table[c].iloc[0] for c in shown_key if c in table and len(table) and table[c].nunique() == 1
-                and c not in ("phase", "metric", "variant") and str(table[c].iloc[0]) != ""}
-    names = {"batch_size": "batch", "audio_seconds": "audio", "prompt_tokens": "prompt", "new_tokens": "new"}
-    frame = pd.DataFrame(index=table.index)
-    for column in shown_key:
-        if column in table and column not in constant and table[column].astype(str).ne("").any():
-            values = table[column].map(seconds) if column == "audio_seconds" else table[column].astype(str)
-            frame[names.get(column, column)] = values
-    frame["A"] = [quantity(v, u) for v, u in zip(table["value_a"], table["unit"])]
-    frame["B"] = [quantity(v, u) for v, u in zip(table["value_b"], table["unit"])]
-    frame["B/A"] = table["ratio"].map(lambda r: f"{number(r)}×" if np.isfinite(r) else "–")
-    frame["95% CI"] = [interval(lo, hi) for lo, hi in zip(table["ci_low"], table["ci_high"])]
-    frame["p"] = table["p_value"].map(lambda p: "–" if not np.isfinite(p) else ("<0.001" if p < 1e-3 else number(p, 2)))
-    frame["verdict"] = table["verdict"]
-    return frame.reset_index(drop=True), constant
+
+    frame: pd.DataFrame
+    verdicts: pd.DataFrame
+    shared: dict
+    same: list[str]
+    identity: list[str]
+
+
+IDENTITY = {"variant": "variant", "size": "size", "device": "device", "dtype": "dtype", "batch_size": "batch",
+            "audio_seconds": "audio", "prompt_tokens": "prompt", "new_tokens": "new", "phase": "phase",
+            "module": "module", "dataset": "dataset"}
+
+
+def _status(a: pd.Series, b: pd.Series) -> str:
+    """A point's status in A → B: 'ok', or its first failure, 'ok → oom'."""
+    for status_a, status_b in zip(a, b):
+        if status_a != "ok" or status_b != "ok":
+            return status_a if status_a == status_b else f"{status_a} → {status_b}"
+    return "ok"
+
+
+def display(table: pd.DataFrame) -> Display:
+    """The comparison table as one line per point (see `Display`); key values shared by every line
+    are returned apart, so the table shows only what varies."""
+    point_key = [c for c in table.columns if c in BASE_KEY + DISAMBIGUATING and c != "metric"]
+    shared = {c: table[c].iloc[0] for c in IDENTITY if c in table and len(table) and table[c].nunique() == 1
+              and c not in ("phase", "variant") and str(table[c].iloc[0]) != ""}
+    identity = [c for c in IDENTITY if c in table and c not in shared and table[c].astype(str).ne("").any()]
+    metrics = list(dict.fromkeys([m for m in LEADING_METRICS if m in set(table["metric"])] + list(table["metric"])))
+    same = [m for m in metrics if (table.loc[table["metric"] == m, "verdict"] == "same").all()]
+    shown = [m for m in metrics if m not in same]
+    lines, verdicts = [], []
+    for _, rows in table.groupby(point_key, sort=False, dropna=False):
+        first = rows.iloc[0]
+        line = {IDENTITY[c]: seconds(first[c]) if c == "audio_seconds" else str(first[c]) for c in identity}
+        line["status"] = _status(rows["status_a"], rows["status_b"])
+        cells = rows.set_index("metric")
+        for metric in shown:
+            if metric not in cells.index:
+                line[metric_name(metric)] = "–"
+                continue
+            r = cells.loc[metric]
+            line[metric_name(metric)] = (f"{quantity(r['value_a'], r['unit'])} → {quantity(r['value_b'], r['unit'])}"
+                                         f"\n{r['reading']}")
+        lines.append(line)
+        verdicts.append({metric_name(m): cells.loc[m, "verdict"] if m in cells.index else "" for m in shown})
+    return Display(pd.DataFrame(lines), pd.DataFrame(verdicts), shared, [metric_name(m) for m in same],
+                   [IDENTITY[c] for c in identity] + ["status"])

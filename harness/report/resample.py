@@ -1,4 +1,4 @@
-"""Bootstrap resampling shared by the report's fits and `compare`'s ratios.
+"""Bootstrap resampling for the report's fits and crossovers.
 
 All functions take an explicit numpy Generator so that a report is reproducible: the same
 results table always gives the same intervals.
@@ -32,14 +32,6 @@ def percentile_interval(replicates: np.ndarray, confidence: float = CONFIDENCE) 
     tail = (1.0 - confidence) / 2.0 * 100.0
     low, high = np.percentile(finite, [tail, 100.0 - tail])
     return float(low), float(high)
-
-
-def ratio_of_medians_interval(
-    a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n_boot: int = N_BOOT, confidence: float = CONFIDENCE
-) -> tuple[float, float]:
-    """Bootstrap interval of median(b) / median(a), resampling each sample set independently."""
-    ratios = resampled_medians(b, n_boot, rng) / resampled_medians(a, n_boot, rng)
-    return percentile_interval(ratios, confidence)
 
 
 def loglog_slopes(log_x: np.ndarray, log_y: np.ndarray) -> np.ndarray:
