@@ -1,0 +1,59 @@
+"""Predictions per point: peak memory, each phase's time, the point's wall time, and flags.
+
+A phase's time is `overhead_s * modules + floor / efficiency` (`harness.plan.calibrate`); e2e is
+fbank + encoder + prefill + (new_tokens - 1) decode steps. A point's wall time is what the
+timer spends on each requested phase: the warm-up runs, then at least `repeats` timed runs and
+more up to `max_repeats` or `max_phase_seconds` (the upper end is taken: a plan should not
+promise a point fits in its timeout when it may not). Model build and meters are not included.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from harness.measure.ceilings import Ceilings
+from harness.plan.calibrate import Fit, floor, lookup, modules
+from harness.plan.costs import PHASES, point_cost
+from harness.points import Point
+from harness.suite import Suite
+
+
+@dataclass(frozen=True)
+class Prediction:
+    point: Point
+    phase_s: dict[str, float]  # fbank, encoder, prefill, decode (per token), e2e
+    peak_mem_bytes: float
+    wall_s: float  # the point's measurement, all requested phases
+    calibrated: bool  # every phase from a fit (else some are the floor, a lower bound)
+    oom: bool
+    timeout: bool
+
+    def as_dict(self) -> dict:
+        return {**self.point.as_dict(), "label": self.point.label, "phase_s": self.phase_s,
+                "peak_mem_bytes": self.peak_mem_bytes, "wall_s": self.wall_s, "calibrated": self.calibrated,
+                "oom": self.oom, "timeout": self.timeout}
+
+
+def phase_seconds(point: Point, phase: str, fit: Fit, ceilings: Ceilings) -> float:
+    return fit.overhead_s * modules(point.variant, point.size, phase) + floor(point, phase, ceilings) / fit.efficiency
+
+
+def timed_seconds(t: float, suite: Suite) -> float:
+    """What the timer spends on a phase of `t` seconds: warm-up, then repeats up to the caps."""
+    m = suite.measure
+    warmup = max(m.warmup, math.ceil(m.warmup_seconds / t) if t > 0 else 0)
+    runs = max(m.repeats, min(m.max_repeats, math.ceil(m.max_phase_seconds / t) if t > 0 else m.max_repeats))
+    return (warmup + runs) * t
+
+
+def predict(point: Point, suite: Suite, ceilings: Ceilings, fits: dict) -> Prediction:
+    phase_fits = {phase: lookup(fits, point, phase) for phase in PHASES}
+    times = {phase: phase_seconds(point, phase, phase_fits[phase], ceilings) for phase in PHASES}
+    times["e2e"] = sum(times[p] for p in PHASES[:3]) + (point.new_tokens - 1) * times["decode"]
+    cost = point_cost(point)
+    working = max(cost.phases[p].activation_bytes * phase_fits[p].memory_share for p in PHASES)
+    peak = cost.weight_bytes + cost.state_bytes + working
+    wall = sum(timed_seconds(times[p], suite) for p in suite.measure.phases if p in times)
+    limit = suite.run.memory_limit_mb * 2**20 if suite.run.memory_limit_mb else ceilings.memory_bytes
+    return Prediction(point, times, peak, wall, all(f.points for f in phase_fits.values()),
+                      oom=bool(limit) and peak > limit, timeout=wall > suite.run.timeout_s)
