@@ -8,12 +8,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
 from models.errors import InputError
 
 _PREFIXES = ("audio_spectrogram_transformer.", "module.", "model.encoder.", "")
+# What reading a truncated, corrupt or foreign file raises: safetensors' own error for the
+# header and layout, OSError for the file itself.
+UNREADABLE = (SafetensorError, OSError)
+
+
+def unreadable(path: Path, err: Exception) -> InputError:
+    """A safetensors file that cannot be read, as one line naming it."""
+    return InputError(f"weights file {path} could not be read (truncated or not safetensors?): {err}")
 
 
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
@@ -31,8 +40,8 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
     for f in files:
         try:
             state.update(load_file(str(f)))
-        except Exception as err:  # safetensors raises several types for a corrupt file
-            raise InputError(f"weights file {f} could not be read: {err}") from None
+        except UNREADABLE as err:
+            raise unreadable(f, err) from None
     return state
 
 

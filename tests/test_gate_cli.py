@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from harness.cli import main
-from harness.commands import gate as gate_command
+from harness.gate import command as gate_command
 from harness.gate.record import Fingerprint, GateRecord, KernelRecord, Settings, load, save
 
 KERNELS = ("matmul", "conv1d")

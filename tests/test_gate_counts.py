@@ -165,7 +165,7 @@ def test_a_wall_record_is_not_a_count_baseline(tmp_path, capsys):
 
 
 def test_update_baseline_writes_the_counted_record(tmp_path, monkeypatch):
-    monkeypatch.setattr("harness.commands.gate.measure_counts", lambda names, calls: counts())
+    monkeypatch.setattr("harness.gate.command.measure_counts", lambda names, calls: counts())
     path = tmp_path / "b.json"
     assert main(["gate", "--mode", "count", "--update-baseline", "--baseline", str(path), "--kernels", "conv1d"]) == 0
     assert load(path).kernels["conv1d"].per_call["Ir"] == BASE_IR["conv1d"]
@@ -173,7 +173,7 @@ def test_update_baseline_writes_the_counted_record(tmp_path, monkeypatch):
 
 def test_count_mode_is_the_default_on_cpu_when_valgrind_runs(tmp_path, monkeypatch, capsys):
     asked = []
-    monkeypatch.setattr("harness.commands.gate.measure_counts", lambda names, calls: asked.append(calls) or counts())
+    monkeypatch.setattr("harness.gate.command.measure_counts", lambda names, calls: asked.append(calls) or counts())
     baseline = saved(tmp_path, "baseline.json", counts())
     assert main(["gate", "--baseline", str(baseline), "--kernels", "conv1d,matmul"]) == 0
     assert asked == [20] and "counting instructions of 2 kernels" in capsys.readouterr().out

@@ -239,17 +239,18 @@ def test_split_operators_carve_their_profiled_share_out_of_the_timed_module():
     assert sum(split.host_us.values()) == split.wall_us == 100
 
 
-def test_the_timing_pass_times_every_planned_module_of_a_real_call(one_thread):
+def test_the_timing_pass_times_every_planned_module_of_a_real_call(monkeypatch):
+    # Whether the hooks' cost is measured in place depends on how long the calls took, and so on
+    # the machine's load; any hook cost counts here, and the rounds stop at the fewest the in-place
+    # figure needs, so what is checked is the pass itself, the same on a quiet or a busy machine.
+    monkeypatch.setattr(hook_timing, "IN_PLACE_ABOVE", 0.0)
+    monkeypatch.setattr(hook_timing, "MIN_SECONDS", 0.0)
     model, x = Toy(), torch.randn(1, 4, 8)
     work = SimpleNamespace(run=lambda: model(x), setup=None)
     with torch.no_grad():
         timing = timed_calls(work, _toy_parts(model), repeats=3, sync=lambda: None, stand_in_us=50.0)
-    # Four hooked modules at a stand-in 50 us each in a call of tens of microseconds (one thread;
-    # even a busy machine's fastest of three calls stays far below the 20 ms where that would be
-    # under 1% of it): their cost matters, so it is measured in place, over more rounds than asked
-    # for (a sub-millisecond call gets as many as fit in a second).
     assert timing.in_place and math.isfinite(timing.hook_us) and timing.hook_us >= 50.0
-    assert hook_timing.IN_PLACE_ROUNDS <= len(timing.calls) == len(timing.plain_us) <= hook_timing.MAX_ROUNDS
+    assert len(timing.calls) == len(timing.plain_us) == hook_timing.DECIDE_AFTER + hook_timing.IN_PLACE_ROUNDS
     for rep in timing.calls:
         assert set(rep.host_us) == {"toy", "toy.attn", "toy.attn.q_proj", "toy.mlp", UNATTRIBUTED}
         assert all(t >= 0 for t in rep.host_us.values())

@@ -108,6 +108,9 @@ BAD = {
     "bad --set key": (BASE, ["grid.varient=ssm"], "--set grid.varient: unknown key 'varient' (did you mean 'variant'?)"),
     "bad --set value": (BASE, ["measure.repeats=0"], "--set measure.repeats"),
     "--set without =": (BASE, ["run.device"], "expected KEY=VALUE"),
+    "--set of an unknown table": (BASE, ["foo.bar=1"], "--set foo.bar: unknown key 'foo'"),
+    "state meter without prefill": (BASE, ['measure.phases=["encoder"]', 'measure.meters=["latency", "state"]'],
+                                    'measure.phases has no "prefill"'),
     "zip of unequal axes": (BASE.replace("[run]", 'zip = [["audio_seconds", "batch_size"]]\n[run]'), None,
                             "equal lengths"),
     "axis set twice": (BASE.replace("[run]", 'new_tokens = [1]\n[measure]\nnew_tokens = 2\n[run]'), None,
@@ -122,6 +125,21 @@ def test_bad_suites_are_one_line_user_errors_naming_the_key(tmp_path, case):
         load_suite(str(write(tmp_path, text)), overrides or [])
     message = str(err.value)
     assert expected in message and "\n" not in message
+
+
+def test_every_problem_of_a_suite_is_named_in_its_one_line(tmp_path):
+    text = BASE.replace("batch_size =", "batch_sise =").replace("[run]", "[run]\nthreadz = 2")
+    with pytest.raises(UserError) as err:
+        load_suite(str(write(tmp_path, text)), ["measure.repeats=0"])
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path}") and "3 problems: " in message and "\n" not in message
+    for problem in ("grid.batch_sise: unknown key", "run.threadz: unknown key", "--set measure.repeats: "):
+        assert problem in message
+
+
+def test_the_default_meters_need_no_prefill(tmp_path):
+    suite, _ = load_suite(str(write(tmp_path, BASE)), ['measure.phases=["encoder"]'])
+    assert "state" in suite.measure.meters and suite.measure.phases == ["encoder"]
 
 
 def test_unknown_suite_name_suggests_a_shipped_one():

@@ -11,14 +11,13 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from harness.tasks.speech_commands import CLASSES
-from harness.tasks.synth_kws import SynthConfig, generate
-
 NAME = "data"
 HELP = "Generate the synthetic keyword-spotting dataset (Speech Commands v2 layout)."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from harness.tasks.synth_kws import SynthConfig
+
     defaults = SynthConfig()
     parser.add_argument("dataset", choices=["kws"], help="which dataset to synthesise")
     parser.add_argument("--out", type=Path, required=True, help="output folder (new or empty)")
@@ -42,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _summary(counts: Counter) -> str:
+    from harness.tasks.speech_commands import CLASSES
+
     splits = ("train", "validation", "test")
     words = [c for c in CLASSES if c != "_silence_"]
     lines = [f"{'class':<10}" + "".join(f"{s:>12}" for s in splits)]
@@ -51,6 +52,8 @@ def _summary(counts: Counter) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.tasks.synth_kws import SynthConfig, generate
+
     config = SynthConfig(
         seed=args.seed, timbres=args.timbres, words=tuple(w.strip() for w in args.words.split(",") if w.strip()), voices_per_timbre=args.voices_per_timbre, takes=args.takes,
         unknown_per_voice=args.unknown_per_voice, snr_db=args.snr_db,

@@ -9,21 +9,22 @@ import argparse
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from harness import store
+from harness.devices import add_device_argument, select_device
 from harness.errors import UserError
-from harness.tasks import SPLITS, TASK_NAMES, load_dataset
-from harness.tasks.evaluate import EvalOptions, Evaluation, evaluate
-from harness.tasks.rows import ensure_run, task_rows
-from models.train import load_checkpoint
+from harness.threads import add_threads_argument, apply_threads
+
+if TYPE_CHECKING:
+    from harness.tasks.evaluate import EvalOptions, Evaluation
 
 NAME = "eval"
 HELP = "evaluate a checkpoint on a local dataset folder; print the metrics, append task rows to a run"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from harness.tasks import SPLITS, TASK_NAMES
+
     parser.add_argument("checkpoint", type=Path, help="checkpoint folder written by `lalm-bench train`")
     parser.add_argument("--data", type=Path, required=True, help="local dataset folder")
     parser.add_argument("--task", default="kws", choices=TASK_NAMES, help="dataset layout (default kws)")
@@ -37,11 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--meteor-jar", help="METEOR 1.5 jar for captioning (or set LALM_METEOR_JAR; needs Java)")
     parser.add_argument("--spice-jar", help="SPICE 1.0 jar for captioning (or set LALM_SPICE_JAR; needs Java)")
     parser.add_argument("--predictions", type=Path, help="also write every clip's answer and decision to this JSONL file")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    add_device_argument(parser)
+    add_threads_argument(parser)
 
 
 def _options(args: argparse.Namespace) -> EvalOptions:
+    from harness.tasks.evaluate import EvalOptions
+
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
     for flag, value in (("--max-new-tokens", args.max_new_tokens), ("--limit", args.limit)):
@@ -61,12 +64,16 @@ def print_scores(evaluation: Evaluation, label: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness import store
+    from harness.tasks import load_dataset
+    from harness.tasks.evaluate import evaluate
+    from harness.tasks.rows import ensure_run, task_rows
+    from models.train import load_checkpoint
+
     options = _options(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {args.device}: no CUDA device is available")
-    checkpoint = load_checkpoint(args.checkpoint, device=args.device)
+    device = select_device(args.device)
+    threads = apply_threads(args.threads)
+    checkpoint = load_checkpoint(args.checkpoint, device=device)
     dataset = load_dataset(args.task, args.data, args.split)
     evaluation = evaluate(checkpoint, dataset, options)
     print_scores(evaluation, f"{checkpoint.config['variant']} {checkpoint.config['size']} ({args.checkpoint})")
@@ -74,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         args.predictions.parent.mkdir(parents=True, exist_ok=True)
         args.predictions.write_text("".join(json.dumps(p) + "\n" for p in evaluation.predictions))
     if args.out:
-        run_id, suite = ensure_run(args.out, checkpoint.lalm.spec.variant, checkpoint.lalm.spec.size, dataset.clip_seconds)
+        run_id, suite = ensure_run(args.out, checkpoint.lalm.spec.variant, checkpoint.lalm.spec.size,
+                                   dataset.clip_seconds, threads)
         store.append_rows(args.out, task_rows(checkpoint.lalm, evaluation, str(args.checkpoint), run_id, suite))
         print(f"appended {len(evaluation.scores)} task rows to {args.out}")
     return 0

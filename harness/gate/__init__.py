@@ -7,5 +7,5 @@ calls through `callgrind`'s client requests; `count_record` reads and writes its
 `count_compare` judges instructions per call. Wall mode: `timing` measures the kernels
 interleaved with the calibration workloads of `calibration`, `stats` and `compare` decide
 regression or not, and `record` reads and writes its JSON. `table` renders both modes' verdicts;
-`harness.commands.gate` wires them into `lalm-bench gate`.
+`command` wires them into `lalm-bench gate` (`harness.commands.gate`).
 """

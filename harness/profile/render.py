@@ -128,3 +128,26 @@ def phase_text(profile: PhaseProfile, title: str) -> str:
         _block(operator_display(profile)),
         f"Files in `{profile.phase}/`:\n{files}",
     ])
+
+
+GROUP_PREFIX = "group:"
+TOP_GROUPS = 3
+
+
+def short_summary(rows: pd.DataFrame, faithful_within: float) -> str:
+    """A few lines for the terminal, one per phase: its profiled time, whether the breakdown is
+    faithful, and where most of the time went; summary.md holds the rest."""
+    lines = []
+    for phase, frame in rows.groupby("phase", sort=False):
+        check = frame[(frame["module"] == "") & (frame["metric"] == "profile_overhead")]
+        if len(check) and check["status"].iloc[0] != "ok":
+            lines.append(f"  {phase:<8} {check['status'].iloc[0]}: {check['error'].iloc[0]}")
+            continue
+        groups = frame[frame["module"].str.startswith(GROUP_PREFIX)]
+        times = groups[groups["metric"] == "latency_ms"].set_index("module")["value"]
+        shares = groups[groups["metric"] == "share"].set_index("module")["value"].nlargest(TOP_GROUPS)
+        overhead = check["value"].iloc[0] if len(check) else math.nan
+        verdict = "faithful" if abs(overhead) <= faithful_within else "DISTORTED"
+        top = ", ".join(f"{name.removeprefix(GROUP_PREFIX)} {_share(share)}" for name, share in shares.items())
+        lines.append(f"  {phase:<8} {_ms(times.sum())} ms, {verdict} ({overhead:+.1%}); most time: {top}")
+    return "\n".join(lines)

@@ -16,6 +16,7 @@ from models.errors import InputError
 from models.lalm import LALM
 from models.registry import build
 from models.tokenizer import ByteTokenizer, tokenizer_from_config
+from models.weights import UNREADABLE, unreadable
 
 FORMAT = "lalm-bench-checkpoint/1"
 WEIGHTS_FILE = "model.safetensors"
@@ -84,7 +85,9 @@ def load_checkpoint(path: Path, device: str | torch.device = "cpu", dtype: torch
     lalm = build(config["variant"], config["size"], device=device, dtype=dtype, scan_backend=scan_backend)
     try:
         load_model(lalm, str(weights), strict=True, device=str(device))
-    except (RuntimeError, OSError) as err:
+    except UNREADABLE as err:
+        raise unreadable(weights, err) from None
+    except RuntimeError as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise InputError(f"{weights}: does not match a {config['variant']} {config['size']} model ({first_line})") from None
     return Checkpoint(lalm.eval(), tokenizer_from_config(config["tokenizer"]), config)

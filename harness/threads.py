@@ -1,0 +1,42 @@
+"""The one CPU-thread setting of every command: `--threads N`, default 1.
+
+One thread by default because a shared machine is the common case for this harness (CI
+runners, a laptop with other work, several engineers on one box): torch's own default, one
+thread per core, makes every OpenMP region wait for threads the OS has descheduled, and a tiny
+model's millisecond phases then take tens to hundreds of times longer, varying with the load
+(README, "Threads"). One thread gives figures that repeat and compare across machines; on a
+machine of one's own, `--threads 0` gives torch's default and `--threads N` any count.
+"""
+from __future__ import annotations
+
+import argparse
+
+from harness.errors import UserError
+
+DEFAULT_THREADS = 1
+TORCH_DEFAULT = 0  # "--threads 0": leave torch's own choice (one thread per core)
+
+
+def add_threads_argument(parser: argparse.ArgumentParser, suite_setting: str | None = None) -> None:
+    """`--threads N`; with `suite_setting`, the flag overrides that suite field and defaults to it."""
+    default = f"the suite's {suite_setting}, else {DEFAULT_THREADS}" if suite_setting else str(DEFAULT_THREADS)
+    parser.add_argument("--threads", type=int, default=None if suite_setting else DEFAULT_THREADS, metavar="N",
+                        help=f"torch CPU threads (default {default}: right on a shared machine; "
+                             f"{TORCH_DEFAULT}: torch's default, one per core)")
+
+
+def check_threads(threads: int) -> int:
+    """`--threads N` validated: 0 or more."""
+    if threads < 0:
+        raise UserError(f"--threads must be >= 0 ({TORCH_DEFAULT}: one per core), got {threads}")
+    return threads
+
+
+def apply_threads(threads: int) -> int:
+    """Run this process's torch work on `threads` threads (0: torch's default); returns the
+    count torch then uses, which is what a command records."""
+    import torch
+
+    if check_threads(threads) != TORCH_DEFAULT:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
