@@ -1,4 +1,4 @@
-"""The audio front end: Kaldi fbank equality, framing, WAV reading, resampling, bad files."""
+"""The audio front end: Kaldi fbank equality, framing, WAV formats, resampling, bad and truncated files."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import torch
 from models.audio import (
     FRAMES_PER_SECOND,
     SAMPLE_RATE,
+    AudioInfo,
     Fbank,
     fbank,
     frames_for_seconds,
@@ -22,6 +23,7 @@ from models.audio import (
     normalize,
     num_frames,
     pad_or_crop,
+    probe_wav,
     resample,
 )
 from models.audio.fbank import AUDIOSET_MEAN, AUDIOSET_STD
@@ -66,12 +68,33 @@ def write_pcm_wav(path: Path, ints: np.ndarray, width: int, rate: int = SAMPLE_R
         writer.writeframes(data)
 
 
-def write_raw_wav(path: Path, format_tag: int, bits: int, data: bytes = bytes(64)) -> None:
-    """A minimal mono RIFF/WAVE file with any format tag and bit depth, bypassing the wave module."""
-    block = (bits + 7) // 8
-    fmt = struct.pack("<HHIIHH", format_tag, 1, SAMPLE_RATE, SAMPLE_RATE * block, block, bits)
-    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+def plain_fmt(format_tag: int, bits: int, channels: int = 1, rate: int = SAMPLE_RATE) -> bytes:
+    """A 16-byte fmt chunk body (WAVEFORMAT)."""
+    block = channels * ((bits + 7) // 8)
+    return struct.pack("<HHIIHH", format_tag, channels, rate, rate * block, block, bits)
+
+
+def extensible_fmt(sub_format: int, bits: int, valid_bits: int, channels: int, rate: int = SAMPLE_RATE) -> bytes:
+    """A 40-byte WAVE_FORMAT_EXTENSIBLE fmt chunk body, as sox writes for 24-bit audio."""
+    guid = struct.pack("<H", sub_format) + bytes.fromhex("000000001000800000aa00389b71")
+    mask = (1 << channels) - 1
+    return plain_fmt(0xFFFE, bits, channels, rate) + struct.pack("<HHI", 22, valid_bits, mask) + guid
+
+
+def write_riff(path: Path, fmt: bytes, data: bytes, declared: int | None = None, before_data: bytes = b"") -> None:
+    """A RIFF/WAVE file from its chunks, bypassing the wave module.
+
+    declared: the data chunk's size field (default len(data)); before_data: raw chunks between fmt and data.
+    """
+    size = len(data) if declared is None else declared
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + before_data
+    body += b"data" + struct.pack("<I", size) + data
     path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+
+
+def write_raw_wav(path: Path, format_tag: int, bits: int, data: bytes = bytes(64)) -> None:
+    """A minimal mono RIFF/WAVE file with any format tag and bit depth."""
+    write_riff(path, plain_fmt(format_tag, bits), data)
 
 
 # --- fbank -----------------------------------------------------------------------------------
@@ -244,6 +267,61 @@ def test_raw_wav_helper_writes_readable_pcm(tmp_path: Path) -> None:
     assert waveform.tolist() == [[0.0, 0.5, -0.5, -1.0]]
 
 
+def test_sox_24_bit_extensible_is_read_exactly(tmp_path: Path) -> None:
+    ints = np.random.default_rng(24).integers(-(2**23), 2**23, size=(480, 2))
+    data = ints.astype("<i4").view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
+    path = tmp_path / "sox24.wav"
+    write_riff(path, extensible_fmt(1, 24, 24, channels=2, rate=48000), data)
+    waveform, rate = load_wav(path)
+    assert rate == 48000 and waveform.shape == (2, 480)
+    np.testing.assert_array_equal(waveform.numpy(), (ints.T / 2**23).astype(np.float32))
+    assert probe_wav(path) == AudioInfo(path, 48000, 2, 480, "24-bit PCM")
+
+
+def test_extensible_24_valid_bits_in_32_bit_containers(tmp_path: Path) -> None:
+    ints = np.array([0, 2**23 - 1, -(2**23)]) * 256  # 24 valid bits, left-justified
+    path = tmp_path / "x32.wav"
+    write_riff(path, extensible_fmt(1, 32, 24, channels=1), ints.astype("<i4").tobytes())
+    np.testing.assert_allclose(load_wav(path)[0].numpy()[0], ints / 2**31, rtol=0, atol=1e-7)
+
+
+@pytest.mark.parametrize("bits,extensible", [(32, False), (64, False), (32, True)])
+def test_ieee_float_wavs_keep_their_values(tmp_path: Path, bits: int, extensible: bool) -> None:
+    samples = np.array([[0.0, 0.25], [-0.5, 1.5]])  # float files may exceed full scale
+    fmt = extensible_fmt(3, bits, bits, channels=2) if extensible else plain_fmt(3, bits, channels=2)
+    path = tmp_path / f"float{bits}.wav"
+    write_riff(path, fmt, samples.astype(f"<f{bits // 8}").tobytes())
+    waveform, _ = load_wav(path)
+    np.testing.assert_array_equal(waveform.numpy(), samples.T.astype(np.float32))
+    assert probe_wav(path).encoding == f"{bits}-bit float"
+
+
+def test_truncated_wav_says_how_much_is_missing(tmp_path: Path) -> None:
+    data = np.zeros(SAMPLE_RATE * 3, dtype="<i2").tobytes()  # 3 s declared
+    path = tmp_path / "cut.wav"
+    write_riff(path, plain_fmt(1, 16), data[: len(data) // 3], declared=len(data))  # 1 s held
+    for load in (probe_wav, load_wav, load_audio):
+        with pytest.raises(InputError) as caught:
+            load(path)
+        assert str(caught.value) == (
+            f"{path}: truncated WAV: 2.00 s of the 3.00 s its header declares are missing (64000 of 96000 data bytes)"
+        )
+
+
+def test_streamed_wav_without_a_size_reads_to_the_end(tmp_path: Path) -> None:
+    # Writers that cannot seek back to fill in the size leave 0xFFFFFFFF there.
+    path = tmp_path / "stream.wav"
+    write_riff(path, plain_fmt(1, 16), struct.pack("<3h", 0, 16384, -16384), declared=0xFFFFFFFF)
+    assert load_wav(path)[0].tolist() == [[0.0, 0.5, -0.5]]
+
+
+def test_odd_sized_chunks_before_the_data_are_skipped_with_their_pad_byte(tmp_path: Path) -> None:
+    path = tmp_path / "tagged.wav"
+    listing = b"LIST" + struct.pack("<I", 3) + b"abc" + b"\x00"
+    write_riff(path, plain_fmt(1, 16), struct.pack("<2h", 16384, -16384), before_data=listing)
+    assert load_wav(path)[0].tolist() == [[0.5, -0.5]]
+
+
 def _bad_file(tmp_path: Path, kind: str) -> Path:
     path = tmp_path / f"{kind}.wav"
     if kind == "empty":
@@ -258,8 +336,12 @@ def _bad_file(tmp_path: Path, kind: str) -> Path:
         write_raw_wav(path, format_tag=1, bits=64)
     elif kind == "adpcm":
         write_raw_wav(path, format_tag=2, bits=4)
-    elif kind == "float32":
-        write_raw_wav(path, format_tag=3, bits=32)
+    elif kind == "float16":
+        write_raw_wav(path, format_tag=3, bits=16)
+    elif kind == "float_nan":
+        write_raw_wav(path, format_tag=3, bits=32, data=np.array([0.0, np.nan], dtype="<f4").tobytes())
+    elif kind == "no_data_chunk":
+        path.write_bytes(b"RIFF" + struct.pack("<I", 28) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + plain_fmt(1, 16))
     return path
 
 
@@ -271,9 +353,11 @@ def _bad_file(tmp_path: Path, kind: str) -> Path:
         ("text", "not a RIFF/WAVE file"),
         ("riff_not_wave", "not a RIFF/WAVE file"),
         ("no_samples", "zero samples"),
-        ("pcm64", "sample width of 8 bytes"),
-        ("adpcm", "only integer PCM"),
-        ("float32", "only integer PCM"),
+        ("pcm64", "integer PCM sample width of 8 bytes"),
+        ("adpcm", "format tag 0x0002"),
+        ("float16", "IEEE float sample width of 2 bytes"),
+        ("float_nan", "1 of its float samples are NaN or infinite"),
+        ("no_data_chunk", "no data chunk"),
     ],
 )
 def test_bad_audio_files_raise_one_line_input_errors(tmp_path: Path, kind: str, message: str) -> None:

@@ -21,10 +21,9 @@ def test_generate_prints_tokens_and_phase_times(wav_file, capsys):
         assert phase in out
 
 
-def _float32_wav(samples: np.ndarray) -> bytes:
-    """A WAV of IEEE-float samples (format tag 3): a sample format the reader must refuse."""
-    data = samples.tobytes()
-    fmt = struct.pack("<HHIIHH", 3, 1, 16000, 64000, 4, 32)
+def _adpcm_wav(data: bytes) -> bytes:
+    """A WAV of 4-bit ADPCM (format tag 2): a compressed sample format the reader must refuse."""
+    fmt = struct.pack("<HHIIHH", 2, 1, 16000, 8000, 1, 4)
     body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
@@ -35,20 +34,20 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
     empty.write_bytes(b"")
     text = tmp_path / "notes.wav"
     text.write_text("not audio at all")
-    float_wav = tmp_path / "float32.wav"
-    float_wav.write_bytes(_float32_wav(np.zeros(1600, dtype="<f4")))
+    adpcm_wav = tmp_path / "adpcm.wav"
+    adpcm_wav.write_bytes(_adpcm_wav(bytes(800)))
     return {
         "unknown variant": (["generate", "rnn+gpt", str(wav)], "unknown variant"),
         "unknown size": (["generate", "ssm", str(wav), "--size", "huge"], "unknown size"),
         "missing file": (["generate", "ssm", str(tmp_path / "nope.wav")], "nope.wav"),
         "empty file": (["generate", "ssm", str(empty)], "empty.wav"),
         "not a WAV": (["generate", "ssm", str(text)], "notes.wav"),
-        "float sample format": (["generate", "ssm", str(float_wav)], "float32.wav"),
+        "compressed sample format": (["generate", "ssm", str(adpcm_wav)], "adpcm.wav"),
     }
 
 
 @pytest.mark.parametrize(
-    "case", ["unknown variant", "unknown size", "missing file", "empty file", "not a WAV", "float sample format"]
+    "case", ["unknown variant", "unknown size", "missing file", "empty file", "not a WAV", "compressed sample format"]
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, case):
     argv, needle = _bad_inputs(tmp_path)[case]

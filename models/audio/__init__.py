@@ -12,9 +12,10 @@ from models.audio.fbank import (
     pad_or_crop,
 )
 from models.audio.resample import resample
-from models.audio.wav import load_audio, load_wav
+from models.audio.wav import AudioInfo, load_audio, load_wav, probe_wav
 
 __all__ = [
+    "AudioInfo",
     "FRAMES_PER_SECOND",
     "NUM_MEL_BINS",
     "SAMPLE_RATE",
@@ -26,5 +27,6 @@ __all__ = [
     "normalize",
     "num_frames",
     "pad_or_crop",
+    "probe_wav",
     "resample",
 ]

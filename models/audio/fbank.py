@@ -128,8 +128,8 @@ class Fbank(nn.Module):
         batch = wave.unsqueeze(0) if single else wave
         if batch.dim() != 2 or batch.shape[-1] < self.frame_length:
             raise InputError(
-                f"fbank needs a waveform (S,) or (B, S) of at least {self.frame_length} samples, "
-                f"got shape {tuple(wave.shape)}"
+                f"fbank needs a waveform (S,) or (B, S) of at least {self.frame_length} samples "
+                f"({FRAME_LENGTH_MS:g} ms at {self.sample_rate} Hz), got shape {tuple(wave.shape)}"
             )
         dtype = torch.float64 if wave.dtype == torch.float64 else torch.float32
         frames = batch.to(dtype).unfold(-1, self.frame_length, self.frame_shift)  # (B, T, L)
