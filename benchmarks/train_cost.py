@@ -22,24 +22,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import runner, store
-from harness.executors import make_executor
-from harness.suite import load_suite
+from harness import api, store
+from harness.suite import parse_overrides
 
 KEYS = ["size", "variant", "audio_seconds", "batch_size"]
 TRANSFORMER = "ast+llama"
 
 
 def run_suite(suite_ref: str, overrides: list[str], out: Path | None) -> Path:
-    suite, path = load_suite(suite_ref, overrides)
-    run_id = runner.new_run_id(suite.name)
-    run_dir = out or Path("results") / run_id
-    executor = make_executor(suite.run, suite.measure, run_dir / store.LOGS)
-    suite = suite.with_device(executor.resolve_device(suite.run.device))
-    runner.create_run(run_dir, run_id, suite, str(path))
-    result = runner.execute(run_dir, executor)
-    print(f"{result.total} points: {dict(result.statuses)}; run folder {run_dir}", file=sys.stderr)
-    return run_dir
+    result = api.run_suite(suite_ref, out=out, overrides=parse_overrides(overrides))
+    print(f"{result.total} points: {dict(result.statuses)}; run folder {result.run_dir}", file=sys.stderr)
+    return result.run_dir
 
 
 def _metric(rows: pd.DataFrame, metric: str) -> pd.DataFrame:

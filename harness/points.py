@@ -18,13 +18,13 @@ class Point:
     variant: str  # canonical ENCODER+LM, e.g. "dass+mamba"
     size: str  # models.SIZES key
     device: str  # "cpu" | "cuda" (never "auto": resolved before points exist)
-    dtype: str  # "float32" | "float16" | "bfloat16"
+    dtype: str  # one of harness.schema.DTYPES
     batch_size: int
     audio_seconds: float
     prompt_tokens: int
     new_tokens: int
     scan_backend: str = "auto"  # requested selective-scan backend; the one that ran is in the rows
-    mode: str = "eager"  # "eager" | "compile" | "cuda_graph"
+    mode: str = "eager"  # one of harness.schema.MODES
 
     def __post_init__(self) -> None:
         # 10 and 10.0 seconds are the same point; normalising here keeps the id stable.
@@ -61,6 +61,17 @@ class Point:
 
 
 POINT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Point))
+
+
+def identity(point: Point, suite_name: str, run_id: str) -> dict:
+    """The columns that say which point a row belongs to (every writer of rows stamps these)."""
+    return {
+        "run_id": run_id, "point_id": point.id, "suite": suite_name, "variant": point.variant,
+        "encoder": point.encoder, "lm": point.lm, "size": point.size, "device": point.device,
+        "dtype": point.dtype, "batch_size": point.batch_size, "audio_seconds": point.audio_seconds,
+        "prompt_tokens": point.prompt_tokens, "new_tokens": point.new_tokens,
+        "requested_scan_backend": point.scan_backend, "mode": point.mode,
+    }
 
 
 @dataclass

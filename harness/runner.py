@@ -13,21 +13,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import secrets
-import shutil
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 import pandas as pd
 
 from harness import env, store
-from harness.errors import UserError
 from harness.executors.base import Executor, Outcome
-from harness.points import Point
+from harness.points import Point, identity
 from harness.schema import METRIC_UNITS, SAMPLE_COLUMNS, conform, validate
 from harness.suite import Suite, expand, validate_suite
 
@@ -35,7 +31,7 @@ from harness.suite import Suite, expand, validate_suite
 class Progress(Protocol):
     """What a sweep reports as it goes (the CLI draws a progress bar from it)."""
 
-    def begin(self, total: int, done: int) -> None: ...
+    def begin(self, run_dir: Path, total: int, done: int) -> None: ...
 
     def point_started(self, point: Point) -> None: ...
 
@@ -43,7 +39,7 @@ class Progress(Protocol):
 
 
 class _Silent:
-    def begin(self, total: int, done: int) -> None:
+    def begin(self, run_dir: Path, total: int, done: int) -> None:
         pass
 
     def point_started(self, point: Point) -> None:
@@ -59,10 +55,6 @@ class SweepResult:
     total: int  # points in the suite
     ran: int  # points run by this invocation (skipped ones included)
     statuses: Counter  # status -> points, over the whole run
-
-
-def new_run_id(suite_name: str) -> str:
-    return f"{suite_name}-{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
 def order(points: Iterable[Point]) -> list[Point]:
@@ -96,17 +88,6 @@ class Skipper:
                 return (f"skipped: the same configuration failed with {status} at "
                         f"{failed.audio_seconds:g} s, batch {failed.batch_size}")
         return ""
-
-
-def identity(point: Point, suite_name: str, run_id: str) -> dict:
-    """The columns that say which point a row belongs to."""
-    return {
-        "run_id": run_id, "point_id": point.id, "suite": suite_name, "variant": point.variant,
-        "encoder": point.encoder, "lm": point.lm, "size": point.size, "device": point.device,
-        "dtype": point.dtype, "batch_size": point.batch_size, "audio_seconds": point.audio_seconds,
-        "prompt_tokens": point.prompt_tokens, "new_tokens": point.new_tokens,
-        "requested_scan_backend": point.scan_backend, "mode": point.mode,
-    }
 
 
 def status_rows(phases: Iterable[str], status: str, error: str) -> list[dict]:
@@ -164,42 +145,6 @@ def tables(outcome: Outcome, suite: Suite, run_id: str, git_sha: str) -> tuple[p
     return results, conform(samples, SAMPLE_COLUMNS)
 
 
-def check_new_run_dir(run_dir: Path, overwrite: bool = False) -> None:
-    """UserError when `run_dir` already holds a run that is not to be overwritten."""
-    if (run_dir / store.RUN_META).exists() and not overwrite:
-        raise UserError(f"{run_dir} already holds a run; pass --resume {run_dir} to finish it "
-                        "or --overwrite to start it again")
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"--out {run_dir} is a file, not a folder")
-
-
-def create_run(run_dir: Path, run_id: str, suite: Suite, source: str, overwrite: bool = False) -> None:
-    """Make a new run folder holding run.json (clearing an old run's tables when overwriting)."""
-    check_new_run_dir(run_dir, overwrite)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lock = store.RunLock(run_dir)  # an overwrite must not pull the tables from under a running sweep
-    try:
-        for path in (run_dir / store.RESULTS, run_dir / store.SAMPLES):
-            path.unlink(missing_ok=True)
-        for folder in (run_dir / store.PARTS, run_dir / store.LOGS):
-            shutil.rmtree(folder, ignore_errors=True)
-        store.write_meta(run_dir, _new_meta(run_id, suite, source))
-    finally:
-        lock.release()
-
-
-def _new_meta(run_id: str, suite: Suite, source: str) -> dict:
-    return {
-        "run_id": run_id,
-        "suite_name": suite.name,
-        "source": source,
-        "suite": suite.model_dump(mode="json"),
-        "state": "created",
-        "created": env.now(),
-        "sessions": [],
-    }
-
-
 def execute(run_dir: Path, executor: Executor, progress: Progress | None = None) -> SweepResult:
     """Run every point of the run in `run_dir` that has no rows yet; returns a summary.
 
@@ -228,7 +173,7 @@ def execute(run_dir: Path, executor: Executor, progress: Progress | None = None)
         meta["state"] = "running"
         store.write_meta(run_dir, meta)
         git_sha = session["env"]["git_sha"]
-        progress.begin(len(points), len(points) - len(todo))
+        progress.begin(run_dir, len(points), len(points) - len(todo))
         state = "interrupted"
         try:
             for outcome in _sweep(todo, executor, skipper, progress):

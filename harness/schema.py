@@ -17,7 +17,7 @@ POINT_COLUMNS: dict[str, str] = {
     "lm": "string",
     "size": "string",
     "device": "string",  # "cpu" | "cuda"
-    "dtype": "string",
+    "dtype": "string",  # one of DTYPES
     "batch_size": "int64",
     "audio_seconds": "float64",
     "prompt_tokens": "int64",
@@ -44,7 +44,7 @@ CONTEXT_COLUMNS: dict[str, str] = {
     "scan_backend": "string",  # selective-scan backend that actually ran (SSM parts), else ""
     "requested_scan_backend": "string",  # the point's scan_backend axis value (e.g. "auto"); "" off-sweep
     "attn_backend": "string",  # attention implementation that ran (transformer parts), else ""
-    "mode": "string",  # "eager" | "compile" | "cuda_graph"
+    "mode": "string",  # one of MODES
     "module": "string",  # for profile rows: the module path; "" for whole-phase rows
     "dataset": "string",  # task rows
     "checkpoint": "string",  # task rows
@@ -62,8 +62,17 @@ CONTEXT_COLUMNS: dict[str, str] = {
 COLUMNS: dict[str, str] = {**POINT_COLUMNS, **MEASURE_COLUMNS, **CONTEXT_COLUMNS}
 REQUIRED = list(POINT_COLUMNS) + list(MEASURE_COLUMNS)
 
-PHASES = ("fbank", "encoder", "prefill", "decode", "e2e", "train_step", "task")
-STATUSES = ("ok", "oom", "timeout", "crash", "error", "skipped")
+# The inference phase chain, in the order each feeds the next (harness.measure.chain runs it).
+INFERENCE_PHASES = ("fbank", "encoder", "prefill", "decode", "e2e")
+PHASES = (*INFERENCE_PHASES, "train_step", "task")
+# Floating-point types a point may run in, by torch's names (torch.<name>).
+DTYPES = ("float32", "float16", "bfloat16")
+# How a phase ran: "compile" wraps each phase call in torch.compile, "cuda_graph" replays decode.
+MODES = ("eager", "compile", "cuda_graph")
+# Worst first, so a point whose rows disagree takes the first of its rows' statuses.
+STATUSES = ("crash", "oom", "timeout", "error", "skipped", "ok")
+# A point that ran and failed (skipped points never ran; ok ones did not fail).
+FAILED_STATUSES = ("crash", "oom", "timeout", "error")
 
 # metric -> unit. Task metrics are unitless ("1").
 METRIC_UNITS: dict[str, str] = {

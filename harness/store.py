@@ -20,7 +20,10 @@ import fcntl
 import hashlib
 import json
 import os
+import secrets
+import shutil
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +31,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from harness import env
 from harness.errors import UserError
-from harness.schema import SAMPLE_COLUMNS, conform, validate
+from harness.schema import SAMPLE_COLUMNS, STATUSES, conform, validate
 
 RUN_META = "run.json"
 RESULTS = "results.parquet"
@@ -42,6 +46,8 @@ PART_KEY = "_part"  # store-internal column: which part a compacted row came fro
 _RESULTS_SUFFIX = ".results.parquet"
 _SAMPLES_SUFFIX = ".samples.parquet"
 _TMP_PREFIX = ".tmp-"
+# What a run folder holds besides run.json: an overwrite clears these and nothing else.
+_RUN_ENTRIES = (RESULTS, SAMPLES, PARTS, LOGS, ARTIFACTS)
 
 
 @dataclass
@@ -91,6 +97,72 @@ def read_meta(run_dir: Path) -> dict[str, Any]:
         raise UserError(f"{path}: cannot read run metadata: {err}") from None
 
 
+def new_run_id(suite_name: str) -> str:
+    """A run id that sorts by time and does not collide between runs started in the same second."""
+    return f"{suite_name}-{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def check_new_run_dir(run_dir: Path, overwrite: bool = False) -> None:
+    """UserError (one line, naming `run_dir`) unless a new run can be made there.
+
+    A new folder (its parents made as needed), an empty one, or with `overwrite` a folder holding
+    a run can be. A folder that holds something else is refused: with `overwrite` a run may be
+    added to it when none of its entries has a name the store uses, so nothing in it is deleted.
+    """
+    run_dir = Path(run_dir)
+    blocking = next((p for p in (run_dir, *run_dir.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise UserError(f"--out {run_dir}: {blocking} is a file, not a folder")
+    if not run_dir.exists():
+        return
+    if (run_dir / RUN_META).exists():
+        if not overwrite:
+            raise UserError(f"{run_dir} already holds a run; pass --resume {run_dir} to finish it "
+                            "or --overwrite to start it again")
+        return
+    entries = sorted(p.name for p in run_dir.iterdir())
+    if not entries:
+        return
+    if not overwrite:
+        raise UserError(f"--out {run_dir} is a folder that holds no run but is not empty ({', '.join(entries[:3])}"
+                        f"{', ...' if len(entries) > 3 else ''}); choose a new or empty folder, or pass --overwrite "
+                        "to add a run to it (nothing in it is deleted)")
+    clashing = [name for name in entries if name in _RUN_ENTRIES]
+    if clashing:
+        raise UserError(f"--out {run_dir} holds {', '.join(clashing)} but no {RUN_META}: it is not a run, "
+                        "so it is left as it is; choose another folder")
+
+
+def create_run(run_dir: Path, suite: dict[str, Any], source: str, run_id: str | None = None,
+               overwrite: bool = False) -> str:
+    """Make a run folder holding run.json for `suite` (a resolved suite as JSON); returns the run id.
+
+    Overwriting a run clears its tables, parts, logs and artifacts (under the run's lock, so a
+    running sweep keeps its tables); nothing else in the folder is touched.
+    """
+    run_dir = Path(run_dir)
+    check_new_run_dir(run_dir, overwrite)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"--out {run_dir}: cannot create the folder ({err.strerror or err})") from None
+    run_id = run_id or new_run_id(suite["name"])
+    lock = RunLock(run_dir)
+    try:
+        if (run_dir / RUN_META).exists():
+            for name in _RUN_ENTRIES:
+                path = run_dir / name
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
+        write_meta(run_dir, {"run_id": run_id, "suite_name": suite["name"], "source": source, "suite": suite,
+                             "state": "created", "created": env.now(), "sessions": []})
+    finally:
+        lock.release()
+    return run_id
+
+
 class RunLock:
     """An exclusive lock on a run folder, released when the process ends however it ends."""
 
@@ -109,7 +181,11 @@ class RunLock:
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
-    return pq.read_table(path).to_pandas()
+    try:
+        return pq.read_table(path).to_pandas()
+    except (pa.ArrowException, OSError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise UserError(f"{path}: cannot read the table ({first}); the file is damaged") from None
 
 
 def _part_keys(parts: Path) -> list[str]:
@@ -239,14 +315,10 @@ def done_points(run_dir: Path) -> dict[str, str]:
     return point_statuses(results)
 
 
-# Worst first: the status that describes a point whose rows disagree.
-_SEVERITY = ("crash", "oom", "timeout", "error", "skipped", "ok")
-
-
 def point_statuses(results: pd.DataFrame) -> dict[str, str]:
-    """point_id -> worst status among its rows."""
-    rank = {s: i for i, s in enumerate(_SEVERITY)}
+    """point_id -> worst status among its rows (`STATUSES` lists them worst first)."""
+    rank = {s: i for i, s in enumerate(STATUSES)}
     ranked = results.assign(_rank=results["status"].map(lambda s: rank.get(s, 0)))
     worst = ranked.groupby("point_id")["_rank"].min()
-    return {pid: _SEVERITY[r] for pid, r in worst.items()}
+    return {pid: STATUSES[r] for pid, r in worst.items()}
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,13 +31,11 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 
 from harness.errors import UserError
 from harness.points import POINT_FIELDS, Point
-from harness.schema import PHASES, STATUSES
+from harness.schema import DTYPES, MODES, PHASES, STATUSES
 from harness.train_cost.settings import TrainSettings
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
 DEVICES = ("auto", "cpu", "cuda")
-DTYPES = ("float32", "float16", "bfloat16")
-MODES = ("eager", "compile", "cuda_graph")
 ISOLATIONS = ("process", "none")
 EXECUTORS = ("local", "ray")
 MEASURED_PHASES = tuple(p for p in PHASES if p != "task")  # task rows come from the task commands
@@ -314,8 +312,10 @@ def validate_suite(raw: dict, source: str, overrides: dict[str, Any] | None = No
         raise UserError(f"{where}: {message}{more}") from None
 
 
-def load_suite(ref: str, overrides: Sequence[str] = ()) -> tuple[Suite, Path]:
-    """Find, parse and validate a suite; returns it with the file it came from."""
+def load_suite(ref: str, overrides: Sequence[str] | Mapping[str, Any] = ()) -> tuple[Suite, Path]:
+    """Find, parse and validate a suite; returns it with the file it came from.
+
+    overrides: `--set` flags ("key.path=value") or the values by key ({"key.path": value})."""
     path = find_suite(ref)
     try:
         raw = tomllib.loads(path.read_text())
@@ -323,7 +323,8 @@ def load_suite(ref: str, overrides: Sequence[str] = ()) -> tuple[Suite, Path]:
         raise UserError(f"{path}: invalid TOML: {err}") from None
     except (OSError, UnicodeDecodeError) as err:
         raise UserError(f"{path}: cannot read suite: {err}") from None
-    return validate_suite(raw, str(path), parse_overrides(overrides)), path
+    parsed = dict(overrides) if isinstance(overrides, Mapping) else parse_overrides(overrides)
+    return validate_suite(raw, str(path), parsed), path
 
 
 def _matches(point: Point, rule: dict[str, Any]) -> bool:

@@ -66,7 +66,7 @@ def measure_point(point: Point, settings: Measure) -> PointResult:
         profile_rows = []
     if training:  # last: it makes the model a training one (LoRA adapters, train mode)
         measured["train_step"] = measure_train_step(lalm, point, settings, inference.timer) + max_batch
-    context = {"scan_backend": lalm.scan_backend, "attn_backend": attention_implementation(lalm)}
+    context = {"scan_backend": lalm.scan_backend, "attn_backend": lalm.lm.attention_implementation}
     rows, samples = [], []
     for phase, measurements in measured.items():
         for m in measurements:
@@ -115,9 +115,3 @@ def _profile(lalm: object, inputs: PhaseInputs, phases: tuple[str, ...], device:
         rows = profile_point(lalm, inputs, phases, Path(tmp), device=device)
         return rows, profile_files(Path(tmp))
 
-
-def attention_implementation(lalm: object) -> str:
-    """The attention implementation the LM runs ("" for Mamba, which has none)."""
-    if lalm.spec.lm != "llama":
-        return ""
-    return str(getattr(lalm.lm.model.config, "_attn_implementation", "") or "")

@@ -58,6 +58,14 @@ class CausalLM(nn.Module):
     def vocab_size(self) -> int:
         return self.model.config.vocab_size
 
+    @property
+    def attention_implementation(self) -> str:
+        """The attention kernel the LM runs (transformers' setting, e.g. "sdpa"); "" for an LM without
+        attention layers, whose config names a default all the same."""
+        if not hasattr(self.model.config, "num_attention_heads"):
+            return ""
+        return str(self.model.config._attn_implementation or "")
+
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         """(B, L) token ids -> (B, L, d_lm) input embeddings."""
         return self.model.get_input_embeddings()(ids)

@@ -30,7 +30,7 @@ def sweep(tmp_path: Path, name: str, executor: str) -> store.Run:
     suite = fake_suite(prompt_tokens=[0, FAULTS["raise"], FAULTS["hang"], FAULTS["sigkill"]])
     suite = suite.model_copy(update={"run": suite.run.model_copy(update={"executor": executor, "cpus_per_point": 1})})
     run_dir = tmp_path / name
-    runner.create_run(run_dir, name, suite, "test")
+    store.create_run(run_dir, suite.model_dump(mode="json"), "test", run_id=name)
     runner.execute(run_dir, make_executor(suite.run, suite.measure))
     return store.load_run(run_dir)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness import runner, store
+from harness import api, runner, store
 from harness.cli import main
 from harness.executors import make_executor
 from harness.executors.base import Outcome
@@ -36,7 +36,7 @@ def fake_suite(**grid) -> Suite:
 
 def run_suite(suite: Suite, run_dir: Path, **run_settings) -> runner.SweepResult:
     suite = suite.model_copy(update={"run": suite.run.model_copy(update=run_settings)})
-    runner.create_run(run_dir, "run-1", suite, "test")
+    store.create_run(run_dir, suite.model_dump(mode="json"), "test", run_id="run-1")
     return runner.execute(run_dir, make_executor(suite.run, suite.measure, run_dir / store.LOGS))
 
 
@@ -84,6 +84,31 @@ def test_an_oom_skips_the_longer_and_larger_points_of_the_same_configuration(tmp
     skipped = results[results["status"] == "skipped"]
     assert skipped["point_id"].nunique() == 6 - 2
     assert skipped["error"].str.contains("failed with oom at 1 s, batch 1").all()
+
+
+def test_an_out_of_memory_inside_a_phase_is_oom_and_skips_the_longer_points(tmp_path):
+    """A memory-capped CPU sweep of the real workload: the model builds and the other phases run,
+    the encoder phase of the 4 s point runs out of memory under the cap, and the 8 s point is skipped."""
+    raw = {
+        "name": "capped", "description": "the real workload under a memory cap",
+        "grid": {"variant": ["ssm"], "audio_seconds": [1, 4, 8]},
+        "measure": {"phases": ["fbank", "encoder", "prefill"], "meters": ["latency"], "warmup": 0, "repeats": 1,
+                    "max_repeats": 1, "prompt_tokens": 2, "new_tokens": 1},
+        "run": {"device": "cpu", "timeout_s": 300, "memory_limit_mb": 1024, "skip_larger_after": ["oom"],
+                "threads": 1, "workload": "tests.hungry_workload:measure"},
+    }
+    result = api.run_suite(validate_suite(raw, "test"), out=tmp_path / "run")
+    results = store.load_run(tmp_path / "run").results
+    latency = results[results["metric"] == "latency_ms"]
+    by_length = {seconds: rows.set_index("phase") for seconds, rows in latency.groupby("audio_seconds")}
+    assert set(by_length[1.0]["status"]) == {"ok"}
+    capped = by_length[4.0]
+    assert capped.loc["fbank", "status"] == "ok"  # the point ran: the failure is the phase's own
+    assert capped.loc["encoder", "status"] == "oom" and "can't allocate memory" in capped.loc["encoder", "error"]
+    assert capped.loc["prefill", "status"] == "error" and "needs the encoder output" in capped.loc["prefill", "error"]
+    assert set(by_length[8.0]["status"]) == {"skipped"}
+    assert by_length[8.0]["error"].str.contains("failed with oom at 4 s, batch 1").all()
+    assert result.statuses == {"ok": 1, "oom": 1, "skipped": 1}
 
 
 def test_points_run_smallest_first():

@@ -66,10 +66,10 @@ def _check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from harness.points import Point
+    from harness.points import Point, identity
     from harness.profile import SUMMARY, ProfileSettings, profile_point
-    from harness.runner import identity, new_run_id
     from harness.schema import conform, validate
+    from harness.store import new_run_id
     from harness.workload import DTYPES, inputs_for
     from models import build, spec_for
 

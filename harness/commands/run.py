@@ -9,10 +9,6 @@ from pathlib import Path
 NAME = "run"
 HELP = "run a benchmark suite (a name from suites/ or a TOML path); failed points become rows"
 
-# Settings a resumed run may change: how points are run, never what is measured.
-RESUMABLE = ("run.timeout_s", "run.memory_limit_mb", "run.executor", "run.address", "run.cpus_per_point",
-             "run.isolation")
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("suite", nargs="?", help="suite name (see `lalm-bench list`) or path to a .toml file")
@@ -35,62 +31,27 @@ def _flag_overrides(args: argparse.Namespace) -> list[str]:
     return list(args.overrides) + [f'{key}="{value}"' for key, value in flags if value is not None] + profile
 
 
-def _resume_suite(run_dir: Path, suite_ref: str | None, overrides: list[str]):
-    from harness import store
-    from harness.errors import UserError
-    from harness.suite import parse_overrides, validate_suite
-
-    meta = store.read_meta(run_dir)
-    if suite_ref is not None and suite_ref not in (meta["suite_name"], meta.get("source")):
-        raise UserError(f"--resume {run_dir} holds suite {meta['suite_name']!r}, not {suite_ref!r}; omit SUITE to resume it")
-    parsed = parse_overrides(overrides)
-    for key in parsed:
-        if key not in RESUMABLE:
-            raise UserError(f"--set {key}: cannot change on --resume (the run's points and measurements are fixed); "
-                            f"changeable: {', '.join(RESUMABLE)}")
-    suite = validate_suite(meta["suite"], f"{run_dir / store.RUN_META}", parsed, stored=True)
-    return suite, meta
-
-
 def run(args: argparse.Namespace) -> int:
-    from harness import runner, store
+    from harness.api import run_suite
     from harness.errors import UserError
-    from harness.executors import make_executor
-    from harness.executors.base import load_workload
-    from harness.suite import expand, load_suite
+    from harness.suite import parse_overrides
 
-    overrides = _flag_overrides(args)
     if args.resume is None and args.suite is None:
         raise UserError("give a SUITE to run or --resume RUN_DIR")
     if args.resume is not None and (args.out is not None or args.overwrite):
         raise UserError("--resume continues the run in its own folder; drop --out/--overwrite")
-    if args.resume is not None:
-        suite, meta = _resume_suite(args.resume, args.suite, overrides)
-        source, run_dir, run_id = meta.get("source", ""), args.resume, meta["run_id"]
-    else:
-        suite, path = load_suite(args.suite, overrides)
-        source, run_id = str(path), runner.new_run_id(suite.name)
-        run_dir = args.out or Path("results") / run_id
-        runner.check_new_run_dir(run_dir, args.overwrite)
-    executor = make_executor(suite.run, suite.measure, run_dir / store.LOGS)
-    suite = suite.with_device(executor.resolve_device(suite.run.device))
-    if not expand(suite):
-        raise UserError(f"{source}: the grid selects no points (every combination is excluded)")
-    load_workload(suite.run.workload)
-
-    # Everything is checked: only now is anything written.
-    if args.resume is not None:
-        meta["suite"] = suite.model_dump(mode="json")
-        store.write_meta(run_dir, meta)
-    else:
-        runner.create_run(run_dir, run_id, suite, source, overwrite=args.overwrite)
+    overrides = parse_overrides(_flag_overrides(args))
+    out = args.resume if args.resume is not None else args.out
     previous = signal.signal(signal.SIGTERM, _interrupt)
+    progress = ProgressDisplay(enabled=not args.quiet)
     try:
-        with ProgressDisplay(enabled=not args.quiet) as progress:
-            result = runner.execute(run_dir, executor, progress)
+        with progress:
+            result = run_suite(args.suite, out=out, overrides=overrides, resume=args.resume is not None,
+                               overwrite=args.overwrite, progress=progress)
     except KeyboardInterrupt:
-        print(f"lalm-bench run: interrupted; finished points are saved. Resume with: "
-              f"lalm-bench run --resume {run_dir}", file=sys.stderr)
+        if progress.run_dir is not None:
+            print(f"lalm-bench run: interrupted; finished points are saved. Resume with: "
+                  f"lalm-bench run --resume {progress.run_dir}", file=sys.stderr)
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -116,8 +77,20 @@ class ProgressDisplay:
         self._task = None
         self._total = 0
         self._count = 0
+        self.run_dir: Path | None = None  # known once the sweep begins
 
     def __enter__(self) -> ProgressDisplay:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+    def begin(self, run_dir: Path, total: int, done: int) -> None:
+        """Draw the bar only now: a run refused before its sweep begins shows none."""
+        self.run_dir, self._total, self._count = run_dir, total, done
+        if done:
+            self._console.print(f"resuming: {done} of {total} points already done")
         if self._live:
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                        TimeRemainingColumn)
@@ -126,17 +99,6 @@ class ProgressDisplay:
                                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                                  console=self._console)
             self._bar.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
-
-    def begin(self, total: int, done: int) -> None:
-        self._total, self._count = total, done
-        if done:
-            self._console.print(f"resuming: {done} of {total} points already done")
-        if self._bar is not None:
             # ETA counts only this session's points, so earlier sessions do not skew it.
             self._task = self._bar.add_task("starting", total=total - done)
 

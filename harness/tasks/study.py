@@ -8,14 +8,12 @@
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from harness import store
-from harness.cli import main as cli_main
-from harness.errors import UserError
+from harness.api import run_suite
 from harness.tasks import load_dataset
 from harness.tasks.evaluate import EvalOptions, Evaluation, evaluate
 from harness.tasks.rows import ensure_run, task_rows
@@ -51,16 +49,14 @@ class Outcome:
 
 
 def _cost(study: Study, prompt_tokens: int, new_tokens: int, device: str) -> None:
+    """The cost sweep into the study's folder, or the rest of it when an earlier one stopped."""
     if (study.out / store.RUN_META).exists():
-        code = cli_main(["run", "--resume", str(study.out), "--quiet"])
-    else:
-        settings = {"grid.variant": json.dumps(list(study.variants)), "grid.size": json.dumps([study.size]),
-                    "measure.prompt_tokens": str(prompt_tokens), "measure.new_tokens": str(new_tokens),
-                    "run.device": json.dumps(device)}
-        flags = [item for key, value in settings.items() for item in ("--set", f"{key}={value}")]
-        code = cli_main(["run", SUITE, "--out", str(study.out), "--quiet", *flags])
-    if code not in (0, 1):  # 1: some points failed, which the rows record
-        raise UserError(f"the cost sweep into {study.out} stopped with exit code {code}")
+        run_suite(None, out=study.out, resume=True)
+        return
+    settings = {"grid.variant": list(study.variants), "grid.size": [study.size],
+                "measure.prompt_tokens": prompt_tokens, "measure.new_tokens": new_tokens, "run.device": device}
+    # The folder already holds the checkpoints: the run is added beside them (nothing is deleted).
+    run_suite(SUITE, out=study.out, overrides=settings, overwrite=True)
 
 
 def run_study(study: Study, say: Callable[[str], None] = print,
