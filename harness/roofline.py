@@ -18,13 +18,19 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+import torch
 
-from harness.measure.ceilings import Ceilings
+from harness.measure.ceilings import Ceilings, capture
+from harness.measure.measurement import Measurement
+from harness.points import Point
+from harness.schema import METRIC_UNITS
+from harness.suite import Suite
+from models.bytes_moved import phase_bytes
+from models.registry import spec_for
 
 FLOP_METRICS = ("flops_analytic", "flops")  # closed form first: what the floor is defined on
 BYTES_METRIC = "bytes_moved"
 DERIVED = ("achieved_flops_per_s", "achieved_bytes_per_s", "roofline_fraction")
-UNITS = {"achieved_flops_per_s": "FLOP/s", "achieved_bytes_per_s": "B/s", "roofline_fraction": "1"}
 # Below this fraction of its floor, a phase's time is set by neither ceiling.
 OVERHEAD_FRACTION = 0.1
 PHASES = ("fbank", "encoder", "prefill", "decode", "e2e")
@@ -87,7 +93,25 @@ def with_roofline(results: pd.DataFrame, ceilings: Ceilings | dict | None) -> pd
         values = derived(line.flops, line.bytes, line.latency_s, ceilings.peak_flops(line.dtype), ceilings.bandwidth)
         for metric, value in values.items():
             rows.append({**base, "point_id": line.point_id, "phase": line.phase, "metric": metric, "value": value,
-                         "unit": UNITS[metric], "lo": math.nan, "hi": math.nan, "n": 1, "status": "ok", "error": "",
+                         "unit": METRIC_UNITS[metric], "lo": math.nan, "hi": math.nan, "n": 1, "status": "ok", "error": "",
                          "source": f"harness.roofline ({ceilings.source} ceilings)", "note": ""})
     return pd.concat([kept, pd.DataFrame(rows, columns=kept.columns).astype(kept.dtypes.to_dict())],
                      ignore_index=True)
+
+
+def bytes_moved_rows(point: Point, phases: tuple[str, ...]) -> dict[str, list[Measurement]]:
+    """The closed-form `bytes_moved` of each phase of `point`, by kind in the note."""
+    spec = spec_for(point.variant, point.size)
+    rows = {}
+    for phase in (p for p in phases if p in PHASES):
+        moved = phase_bytes(spec, phase, point.batch_size, point.audio_seconds, getattr(torch, point.dtype),
+                            point.prompt_tokens, new_tokens=point.new_tokens)
+        note = ", ".join(f"{kind} {value}" for kind, value in moved.items() if value)
+        rows[phase] = [Measurement(BYTES_METRIC, float(sum(moved.values())), "B", source="models.bytes_moved",
+                                   note=note)]
+    return rows
+
+
+def session_ceilings(suite: Suite) -> dict:
+    """{"ceilings": ...} measured now for a run whose suite asks for the roofline, else {}."""
+    return {"ceilings": capture(suite.run.device, suite.run.threads)} if "roofline" in suite.measure.meters else {}

@@ -1,0 +1,79 @@
+"""The roofline: bytes moved per family and phase, and the derived metrics on a run's rows."""
+from __future__ import annotations
+
+
+import pandas as pd
+import pytest
+import torch
+
+from harness.measure.ceilings import Ceilings
+from harness.roofline import bound, floor_seconds, with_roofline
+from harness.schema import conform
+from models import build
+from models.bytes_moved import phase_bytes
+from models.registry import spec_for
+
+CEILINGS = Ceilings("cpu", "test", {"float32": 1e11, "bfloat16": 2e11, "float16": 1e9}, 2e10, 1e10)
+
+
+@pytest.mark.parametrize("variant", ["ast+llama", "dass+mamba"])
+def test_a_decode_step_reads_every_lm_weight_the_model_holds(variant):
+    lalm = build(variant, "tiny", device="meta", dtype=torch.bfloat16)
+    held = sum(p.numel() * p.element_size() for p in lalm.lm.parameters())
+    if spec_for(variant, "tiny").lm == "llama":  # untied: the embedding table is read only at one row
+        held -= lalm.lm.model.get_input_embeddings().weight.numel() * 2
+    moved = phase_bytes(lalm.spec, "decode", 1, 1.0, torch.bfloat16, prompt_tokens=8)
+    assert moved["weights"] == held
+
+
+def test_the_kv_cache_read_grows_with_the_context_and_the_ssm_state_does_not():
+    llama, mamba = spec_for("ast+llama", "paper"), spec_for("dass+mamba", "paper")
+    short, long = (phase_bytes(llama, "decode", 1, 10.0, torch.bfloat16, context=c) for c in (100, 1000))
+    assert long["state_read"] == pytest.approx(short["state_read"] * 1001 / 101)
+    assert long["state_written"] == short["state_written"] > 0
+    short, long = (phase_bytes(mamba, "decode", 1, 10.0, torch.bfloat16, context=c) for c in (100, 1000))
+    assert short == long and short["state_read"] == short["state_written"] > 0
+
+
+def test_e2e_moves_its_phases_bytes():
+    spec = spec_for("dass+mamba", "tiny")
+    parts = [phase_bytes(spec, p, 1, 2.0, torch.float32, 8) for p in ("fbank", "encoder", "prefill")]
+    steps = [phase_bytes(spec, "decode", 1, 2.0, torch.float32, 8, context=8 + 8 + i) for i in range(3)]
+    e2e = phase_bytes(spec, "e2e", 1, 2.0, torch.float32, 8, new_tokens=4)
+    assert sum(e2e.values()) == sum(sum(p.values()) for p in parts + steps)
+
+
+def rows(latency_ms: float, flops: float, nbytes: float, dtype: str = "float32") -> pd.DataFrame:
+    base = {"run_id": "r", "point_id": "p", "suite": "s", "variant": "ast+llama", "encoder": "ast", "lm": "llama",
+            "size": "tiny", "device": "cpu", "dtype": dtype, "batch_size": 1, "audio_seconds": 1.0,
+            "prompt_tokens": 8, "new_tokens": 4, "phase": "decode", "status": "ok", "error": "", "n": 1,
+            "lo": float("nan"), "hi": float("nan")}
+    return conform([{**base, "metric": "latency_ms", "value": latency_ms, "unit": "ms"},
+                    {**base, "metric": "flops_analytic", "value": flops, "unit": "FLOP"},
+                    {**base, "metric": "bytes_moved", "value": nbytes, "unit": "B"}])
+
+
+def test_derived_rows_are_achieved_rates_and_the_fraction_of_the_floor():
+    out = with_roofline(rows(10.0, 1e8, 1e8), CEILINGS)
+    values = out.set_index("metric")["value"]
+    assert values["achieved_flops_per_s"] == pytest.approx(1e10)
+    assert values["achieved_bytes_per_s"] == pytest.approx(1e10)
+    # floor: max(1e8 / 1e11, 1e8 / 2e10) = 5 ms of the 10 ms measured
+    assert values["roofline_fraction"] == pytest.approx(0.5)
+    again = with_roofline(out, CEILINGS)
+    assert len(again) == len(out)  # recomputed, not appended twice
+    assert with_roofline(rows(10.0, 1e8, 1e8), None).equals(rows(10.0, 1e8, 1e8))
+
+
+def test_the_floor_uses_the_peak_of_the_rows_dtype():
+    fp32 = with_roofline(rows(10.0, 1e9, 1.0), CEILINGS).set_index("metric")["value"]["roofline_fraction"]
+    bf16 = with_roofline(rows(10.0, 1e9, 1.0, "bfloat16"), CEILINGS).set_index("metric")["value"]["roofline_fraction"]
+    assert fp32 == pytest.approx(1.0) and bf16 == pytest.approx(0.5)
+
+
+def test_which_ceiling_bounds_a_phase():
+    assert floor_seconds(1e9, 1e6, 1e11, 2e10) == pytest.approx(1e-2)
+    assert bound(1e9, 1e6, 1e11, 2e10, 0.5) == "compute"
+    assert bound(1e6, 1e9, 1e11, 2e10, 0.5) == "bandwidth"
+    assert bound(1e6, 1e9, 1e11, 2e10, 0.01) == "overhead"
+    assert bound(1e6, 1e9, 1e11, 2e10) == "bandwidth"  # no fraction measured: the roofline's own answer
