@@ -21,7 +21,7 @@ from typing import Protocol
 
 import pandas as pd
 
-from harness import env, store
+from harness import env, roofline, store
 from harness.executors.base import Executor, Outcome
 from harness.points import Point, identity
 from harness.schema import METRIC_UNITS, SAMPLE_COLUMNS, conform, validate
@@ -166,7 +166,8 @@ def execute(run_dir: Path, executor: Executor, progress: Progress | None = None)
             if point_id in by_id:
                 skipper.observe(by_id[point_id], status)
         todo = [p for p in points if p.id not in done]
-        session = {"started": env.now(), "executor": suite.run.executor, "env": env.capture(), "points_run": 0}
+        session = {"started": env.now(), "executor": suite.run.executor, "env": env.capture(), "points_run": 0,
+                   **roofline.session_ceilings(suite)}
         meta.setdefault("sessions", []).append(session)
         meta.setdefault("started", session["started"])
         meta["env"] = session["env"]  # the latest session's; each session keeps its own
@@ -179,6 +180,7 @@ def execute(run_dir: Path, executor: Executor, progress: Progress | None = None)
             for outcome in _sweep(todo, executor, skipper, progress):
                 outcome = checked_files(outcome)
                 results, samples = tables(outcome, suite, run_id, git_sha)
+                results = roofline.with_roofline(results, session.get("ceilings"))
                 store.write_artifacts(run_dir, outcome.point.id, outcome.files)
                 store.write_part(run_dir, outcome.point.id, results, samples)
                 status = store.point_statuses(results)[outcome.point.id]

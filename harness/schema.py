@@ -87,6 +87,11 @@ METRIC_UNITS: dict[str, str] = {
     "flops": "FLOP",
     "flops_analytic": "FLOP",
     "flop_coverage": "1",
+    # the roofline (harness.roofline): closed-form bytes, and how close the phase came to the ceilings
+    "bytes_moved": "B",
+    "achieved_flops_per_s": "FLOP/s",
+    "achieved_bytes_per_s": "B/s",
+    "roofline_fraction": "1",
     "energy_j": "J",
     "energy_j_per_token": "J/token",
     "energy_j_per_audio_s": "J/s",
