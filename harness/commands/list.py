@@ -1,18 +1,23 @@
-"""`lalm-bench list`: what can be run and measured (suites, variants, sizes, backends, metrics)."""
+"""`lalm-bench list [KIND]`: what can be run and measured, each list read from where it is defined
+(suites/, models' registry and presets, the suite schema, the results schema)."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 NAME = "list"
 HELP = "list the suites, variants, sizes, scan backends, phases, meters, metrics and statuses"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", nargs="?", choices=("suites", "variants", "sizes", "metrics"),
-                        help="list only this (default: everything)")
+def _print(out: Console, text: str) -> None:
+    out.print(text, highlight=False, markup=False, soft_wrap=True)
 
 
-def _suites(out) -> None:
+def _suites(out: Console) -> None:
     from rich.table import Table
 
     from harness.errors import UserError
@@ -34,38 +39,65 @@ def _suites(out) -> None:
     out.print(table)
 
 
-def _variants(out) -> None:
+def _variants(out: Console) -> None:
     from models import ALIASES, VARIANTS
 
     aliases = {canonical: alias for alias, canonical in ALIASES.items()}
-    out.print("variants (ENCODER+LM): " + ", ".join(
-        f"{v} (alias {aliases[v]})" if v in aliases else v for v in VARIANTS), highlight=False, markup=False)
+    _print(out, "variants (ENCODER+LM): " + ", ".join(
+        f"{v} (alias {aliases[v]})" if v in aliases else v for v in VARIANTS))
 
 
-def _sizes(out) -> None:
-    from models import SIZES, SCAN_BACKENDS
+def _sizes(out: Console) -> None:
+    from models import SIZES
 
     for name, preset in SIZES.items():
-        out.print(f"size {name}: {preset.description}", highlight=False, markup=False)
-    out.print("scan backends: " + ", ".join(SCAN_BACKENDS), highlight=False, markup=False)
+        _print(out, f"size {name}: {preset.description}")
 
 
-def _metrics(out) -> None:
-    from harness.schema import METRIC_UNITS, STATUSES
-    from harness.suite import MEASURED_PHASES, METERS
+def _backends(out: Console) -> None:
+    from models import SCAN_BACKENDS
 
-    out.print("phases: " + ", ".join(MEASURED_PHASES), highlight=False, markup=False)
-    out.print("meters: " + ", ".join(METERS), highlight=False, markup=False)
-    out.print("metrics: " + ", ".join(f"{m} [{u}]" for m, u in METRIC_UNITS.items()), highlight=False, markup=False)
-    out.print("statuses: " + ", ".join(STATUSES), highlight=False, markup=False)
+    _print(out, "scan backends (scan_backend): " + ", ".join(SCAN_BACKENDS))
+
+
+def _phases(out: Console) -> None:
+    from harness.suite import MEASURED_PHASES
+
+    _print(out, "phases (measure.phases): " + ", ".join(MEASURED_PHASES))
+
+
+def _meters(out: Console) -> None:
+    from harness.suite import METERS
+
+    _print(out, "meters (measure.meters): " + ", ".join(METERS))
+
+
+def _metrics(out: Console) -> None:
+    from harness.schema import METRIC_UNITS
+
+    _print(out, "metrics: " + ", ".join(f"{m} [{u}]" for m, u in METRIC_UNITS.items()))
+
+
+def _statuses(out: Console) -> None:
+    from harness.schema import STATUSES
+
+    _print(out, "statuses: " + ", ".join(STATUSES))
+
+
+SECTIONS: dict[str, Callable[[Console], None]] = {"suites": _suites, "variants": _variants, "sizes": _sizes, "backends": _backends,
+                                 "phases": _phases, "meters": _meters, "metrics": _metrics, "statuses": _statuses}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("what", nargs="?", choices=SECTIONS, metavar="KIND",
+                        help=f"list only this: {', '.join(SECTIONS)} (default: everything)")
 
 
 def run(args: argparse.Namespace) -> int:
     from harness.commands.show import console
 
     out = console()
-    sections = {"suites": _suites, "variants": _variants, "sizes": _sizes, "metrics": _metrics}
-    for name, show in sections.items():
+    for name, show in SECTIONS.items():
         if args.what in (None, name):
             show(out)
     return 0
