@@ -1,0 +1,74 @@
+"""An audio file named on the command line: checked, read and described in one place.
+
+`read_clip` refuses, in one line naming the file, a clip longer than the user's limit (from the
+header, before a sample is read: a 2-hour file would otherwise take minutes and many GB before
+failing) or shorter than one fbank frame; it returns the 16 kHz mono waveform and the file's
+`AudioInfo`. `conversion_note` is the one line that says a file was resampled or downmixed,
+which the command prints to stderr (models never print). torch is imported on first use, so the
+CLI's help stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from typing import TYPE_CHECKING
+
+from models.errors import InputError
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from models.audio import AudioInfo
+
+# 1 h: the tiny and small models stay under 24 GB at this length (dass+mamba, the hungrier, is
+# forecast at 3.9 and 10.8 GiB of tensors by `harness.forecast`); every clip of a minute or more
+# is told its forecast before it runs.
+DEFAULT_MAX_AUDIO_SECONDS = 3600.0
+
+
+def add_max_audio_seconds_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-audio-seconds", type=float, default=DEFAULT_MAX_AUDIO_SECONDS,
+        help=f"refuse longer audio files (default {DEFAULT_MAX_AUDIO_SECONDS:g} s); memory and time grow with length",
+    )
+
+
+def read_clip(path: str, max_seconds: float) -> tuple[Tensor, AudioInfo]:
+    """The file as one 16 kHz mono channel, float32 (S,), and what the file was.
+
+    Raises InputError naming the file when it is unreadable, longer than `max_seconds` or too
+    short for one fbank frame.
+    """
+    from models.audio import SAMPLE_RATE, load_audio, probe_wav
+    from models.audio.fbank import FRAME_LENGTH_MS, frame_sizes
+
+    if not max_seconds > 0:
+        raise InputError(f"--max-audio-seconds must be positive, got {max_seconds:g}")
+    info = probe_wav(path)
+    if info.seconds > max_seconds:
+        raise InputError(
+            f"{path}: {info.seconds:.1f} s of audio is more than --max-audio-seconds {max_seconds:g}; "
+            "raise the limit to run it (memory and time grow with length)"
+        )
+    min_samples = frame_sizes(SAMPLE_RATE)[0]
+    if math.ceil(info.num_samples * SAMPLE_RATE / info.sample_rate) < min_samples:
+        raise InputError(
+            f"{path}: {info.seconds * 1e3:.1f} ms of audio is too short; the fbank needs at least "
+            f"{FRAME_LENGTH_MS:g} ms (one frame)"
+        )
+    return load_audio(path), info
+
+
+def conversion_note(info: AudioInfo) -> str | None:
+    """'FILE: 8000 Hz stereo resampled to 16000 Hz and downmixed to mono', or None when neither."""
+    from models.audio import SAMPLE_RATE
+
+    changes = []
+    if info.sample_rate != SAMPLE_RATE:
+        changes.append(f"resampled to {SAMPLE_RATE} Hz")
+    if info.channels > 1:
+        changes.append(f"downmixed to mono (the mean of {info.channels} channels)")
+    if not changes:
+        return None
+    layout = {1: "mono", 2: "stereo"}.get(info.channels, f"{info.channels} channels")
+    return f"{info.path}: {info.sample_rate} Hz {layout} ({info.encoding}) {' and '.join(changes)}"
