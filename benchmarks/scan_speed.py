@@ -23,7 +23,7 @@ import torch
 from transformers import MambaForCausalLM
 from transformers.models.mamba import modeling_mamba
 
-from models.lms import mamba_config
+from models.families.mamba import FAMILY as MAMBA, mamba_config
 from models.ops.hf_mamba import use_scan_backend
 from models.ops.selective_scan import scan_flops, selective_scan
 from models.presets import SIZES
@@ -133,7 +133,7 @@ def model_table(sizes: list[str], lengths: list[int], repeats: int) -> str:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for size in sizes:
-        shape = SIZES[size].mamba
+        shape = MAMBA.shapes[size]
         torch.manual_seed(0)
         model = MambaForCausalLM(mamba_config(shape)).eval()
         for length in lengths:

@@ -8,6 +8,7 @@ and the raw timing samples.
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -17,9 +18,10 @@ from harness.measure.measurement import Measurement
 from harness.measure.phases import PHASE_ORDER, PhaseInputs, PhaseSettings, context_length, run_phases
 from harness.measure.timing import TimerSettings
 from harness.points import Point, PointResult
+from harness.roofline import bytes_moved_rows
 from harness.suite import Measure
 from harness.train_cost.workload import measure_train_step, search_max_batch
-from models import SIZES, build
+from models import LALM, build
 from models.analytic import state_bytes as analytic_state_bytes
 from models.audio import SAMPLE_RATE
 
@@ -50,13 +52,14 @@ def measure_point(point: Point, settings: Measure) -> PointResult:
     training = "train_step" in settings.phases
     # Before this process puts a model on the device: the search's tries need its memory.
     max_batch = search_max_batch(point, settings) if training else []
+    started = time.perf_counter()
     lalm = build(point.variant, point.size, device=device, dtype=DTYPES[point.dtype],
                  scan_backend=point.scan_backend, seed=settings.seed)
+    built = Measurement("build_ms", (time.perf_counter() - started) * 1e3, "ms", source="time.perf_counter")
     inputs = inputs_for(point, lalm.lm.vocab_size, settings.seed, device)
     inference = phase_settings(point, settings)
-    measured = run_phases(lalm, inputs, inference, device)
-    if "flops" in settings.meters:
-        _add(measured, count_flops_on_meta(point, settings, inference.phases))
+    measured = {"build": [built], **run_phases(lalm, inputs, inference, device)}
+    _add(measured, closed_forms(point, settings, inference.phases))
     if "state" in settings.meters and "prefill" in measured:
         measured["prefill"].append(state_bytes_analytic(lalm, point, inputs))
     files: dict[str, bytes] = {}
@@ -84,6 +87,23 @@ def _add(measured: dict[str, list[Measurement]], extra: dict[str, list[Measureme
         measured.setdefault(phase, []).extend(measurements)
 
 
+def closed_forms(point: Point, settings: Measure, phases: tuple[str, ...]) -> dict[str, list[Measurement]]:
+    """The rows that need no run: FLOPs (counted on the meta device, and closed form) with the
+    `flops` or `roofline` meter, bytes moved with `roofline` (the roofline is built on both)."""
+    found: dict[str, list[Measurement]] = {}
+    if "flops" in settings.meters or "roofline" in settings.meters:
+        _add(found, count_flops_on_meta(point, settings, phases))
+    if "roofline" in settings.meters:
+        _add(found, bytes_moved_rows(point, phases))
+    return found
+
+
+def closed_form_rows(point: Point, settings: Measure) -> list[dict]:
+    """`closed_forms` as rows, for a point whose run failed (its FLOPs and bytes are still known)."""
+    phases = phase_settings(point, settings).phases
+    return [m.to_row(phase=phase) for phase, ms in closed_forms(point, settings, phases).items() for m in ms]
+
+
 def count_flops_on_meta(point: Point, settings: Measure, phases: tuple[str, ...]) -> dict[str, list[Measurement]]:
     """Counted and analytic FLOPs per phase, on a meta-device copy of the point's model.
 
@@ -97,12 +117,10 @@ def count_flops_on_meta(point: Point, settings: Measure, phases: tuple[str, ...]
     return measure_flops(meta, wave, prompt, phases, new_tokens=point.new_tokens)
 
 
-def state_bytes_analytic(lalm: object, point: Point, inputs: PhaseInputs) -> Measurement:
+def state_bytes_analytic(lalm: LALM, point: Point, inputs: PhaseInputs) -> Measurement:
     """The closed-form size of the prefill's cache, next to the measured `state_bytes`."""
-    preset = SIZES[point.size]
-    shape = preset.llama if lalm.spec.lm == "llama" else preset.mamba
     context = context_length(lalm, inputs)
-    value = analytic_state_bytes(shape, point.batch_size, context, DTYPES[point.dtype])
+    value = analytic_state_bytes(lalm.spec, point.batch_size, context, DTYPES[point.dtype])
     return Measurement("state_bytes_analytic", float(value), "B", source="models.analytic.state_bytes",
                        note=f"closed form after {context} positions")
 

@@ -35,8 +35,8 @@ def num_audio_tokens(audio_seconds: float) -> int:
 @dataclass(frozen=True)
 class ModelSpec:
     variant: str  # "ENCODER+LM"
-    encoder: str  # "ast" | "dass"
-    lm: str  # "llama" | "mamba"
+    encoder: str  # an encoder family's name (models.families.ENCODERS)
+    lm: str  # an LM family's name (models.families.LMS)
     size: str
 
 
@@ -44,7 +44,7 @@ class ModelSpec:
 class AudioEncoding:
     """Encoder output plus the number of LM audio tokens it stands for."""
 
-    hidden: torch.Tensor  # AST: (B, n_freq, n_time, D); DASS: (B, T/32, 4, D)
+    hidden: torch.Tensor  # the projector's input, e.g. AST: (B, n_freq, n_time, D); DASS: (B, T/32, 4, D)
     num_tokens: int
 
 
@@ -82,11 +82,7 @@ class LALM(nn.Module):
 
     def encode(self, feats: torch.Tensor) -> AudioEncoding:
         """fbank (B, T, 128), T a multiple of 64 -> encoder output for T/32 audio tokens."""
-        hidden = self.encoder(feats)
-        if self.spec.encoder == "ast":
-            n_freq, n_time = self.encoder.grid(feats.shape[1])
-            hidden = hidden.reshape(hidden.shape[0], n_freq, n_time, -1)
-        return AudioEncoding(hidden, feats.shape[1] // 32)
+        return AudioEncoding(self.encoder(feats), feats.shape[1] // 32)
 
     def audio_embeds(self, enc: AudioEncoding) -> torch.Tensor:
         """Projector: encoder output -> (B, num_tokens, d_lm)."""

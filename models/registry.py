@@ -1,7 +1,8 @@
 """`build(variant, size, ...)`: the one way the harness gets a model.
 
-Variants are ENCODER+LM. Construction happens directly on the target device and dtype
-(`device="meta"` builds the paper shapes without allocating them, for counting).
+Variants are ENCODER+LM, every encoder family with every LM family (`models.families`).
+Construction happens directly on the target device and dtype (`device="meta"` builds the paper
+shapes without allocating them, for counting).
 """
 from __future__ import annotations
 
@@ -13,18 +14,17 @@ import torch
 from torch import nn
 
 from models.audio import Fbank
-from models.encoders import ASTEncoder, DASSEncoder
 from models.errors import InputError
+from models.families import ENCODERS, LMS, EncoderFamily, LMFamily
+from models.init import init_for
 from models.lalm import LALM, ModelSpec
-from models.lms import build_llama, build_mamba
-from models.presets import SIZES, SizePreset
-from models.projectors import ConvProjector, PoolProjector
+from models.lms import CausalLM
+from models.presets import SIZES
 from models.weights import load_component
 
-ENCODERS = ("ast", "dass")
-LMS = ("llama", "mamba")
-VARIANTS = ("ast+llama", "dass+mamba", "dass+llama", "ast+mamba")
 ALIASES = {"transformer": "ast+llama", "ssm": "dass+mamba"}
+# The two papers' LALMs first, then every other encoder x LM pair, LM by LM.
+VARIANTS = tuple(dict.fromkeys([*ALIASES.values(), *(f"{e}+{lm}" for lm in LMS for e in ENCODERS)]))
 SCAN_BACKENDS = ("auto", "reference", "cpu", "cuda", "hf")
 COMPONENTS = ("encoder", "projector", "lm")
 
@@ -60,14 +60,17 @@ def _construct_on(device: torch.device, dtype: torch.dtype) -> Iterator[None]:
         torch.set_default_dtype(previous)
 
 
-def _components(spec: ModelSpec, preset: SizePreset, scan_backend: str) -> tuple[nn.Module, nn.Module, nn.Module]:
-    if spec.encoder == "ast":
-        encoder = ASTEncoder(preset.ast)
-    else:
-        encoder = DASSEncoder(preset.dass, scan_backend=scan_backend)
-    lm = build_llama(preset.llama) if spec.lm == "llama" else build_mamba(preset.mamba)
-    projector_cls = PoolProjector if spec.encoder == "ast" else ConvProjector
-    return encoder, projector_cls(encoder.width, lm.width), lm
+def families(spec: ModelSpec) -> tuple[EncoderFamily, LMFamily]:
+    """The encoder and LM families of a (validated) spec."""
+    return ENCODERS[spec.encoder], LMS[spec.lm]
+
+
+def _components(spec: ModelSpec, scan_backend: str) -> tuple[nn.Module, nn.Module, CausalLM]:
+    """Encoder, projector and LM, created in that order (the seeded weights depend on it)."""
+    encoder_family, lm_family = families(spec)
+    encoder = encoder_family.build(encoder_family.shapes[spec.size], scan_backend)
+    lm = CausalLM(lm_family, lm_family.build(lm_family.shapes[spec.size]))
+    return encoder, encoder_family.build_projector(encoder.width, lm.width), lm
 
 
 def build(
@@ -98,32 +101,24 @@ def build(
     with torch.device("cpu"):
         frontend = Fbank()
     frontend = frontend.to(device)
-    with _construct_on(device, dtype):
-        encoder, projector, lm = _components(spec, SIZES[size], scan_backend)
+    with _construct_on(device, dtype), init_for(size):
+        encoder, projector, lm = _components(spec, scan_backend)
         model = LALM(spec, frontend, encoder, projector, lm)
-    uses_scan = "dass" == spec.encoder or "mamba" == spec.lm
-    if uses_scan:
-        _use_scan_backend(model, scan_backend, device)
+    _use_scan_backend(model, scan_backend, device)
     for component, path in (weights or {}).items():
         load_component(getattr(model, component), component, Path(path))
     return model.eval()
 
 
 def _use_scan_backend(model: LALM, backend: str, device: torch.device) -> None:
-    """Route the model's scans to `backend` and record what actually runs.
-
-    'hf' changes only the Mamba LM (back to transformers' own path); DASS has no transformers
-    implementation, so its scans run as 'auto'. When encoder and LM differ, both are named.
-    """
-    from models.ops.selective_scan import resolve_backend
-
-    ran: dict[str, str] = {}
-    if model.spec.encoder == "dass":
-        ran["encoder"] = resolve_backend("auto" if backend == "hf" else backend, device)
-    if model.spec.lm == "mamba":
-        from models.ops.hf_mamba import use_scan_backend
-
-        use_scan_backend(model.lm.model, backend)
-        ran["lm"] = resolve_backend(backend, device)
+    """Route the model's scans to `backend` and record what actually runs (each family says
+    what a setting means for it). When encoder and LM differ, both are named; a model without
+    scans records nothing."""
+    encoder_family, lm_family = families(model.spec)
+    ran = {"encoder": encoder_family.use_scan_backend(model.encoder, backend, device),
+           "lm": lm_family.use_scan_backend(model.lm.model, backend, device)}
+    ran = {part: name for part, name in ran.items() if name is not None}
+    if not ran:
+        return
     names = set(ran.values())
     model._scan_backend = names.pop() if len(names) == 1 else ",".join(f"{k}:{v}" for k, v in ran.items())

@@ -8,30 +8,29 @@ import torch
 
 from models import SIZES, VARIANTS, analytic, build, spec_for
 from models.audio import num_frames
+from models.closed_form import attention, linear
+from models.families import ENCODERS, LMS, EncoderFamily
+from models.families.ast import ast_grid
 from models.lalm import padded_frames
-from models.encoders import ASTEncoder, DASSEncoder
-from models.lms import build_llama, build_mamba
 from models.params import count
-from models.projectors import ConvProjector, PoolProjector
 
 
 @pytest.mark.parametrize("size", list(SIZES))
-def test_parameter_formulas_equal_the_built_modules(size):
-    preset = SIZES[size]
-    d_ast, d_dass = preset.ast.hidden, preset.dass.widths[-1]
+@pytest.mark.parametrize("family", list(ENCODERS.values()) + list(LMS.values()), ids=lambda f: f.name)
+def test_every_family_has_a_shape_for_every_size_and_counts_its_parameters(family, size):
+    shape = family.shapes[size]
     with torch.device("meta"):
-        built = {
-            "ast": (count(ASTEncoder(preset.ast)), analytic.ast_params(preset.ast)),
-            "dass": (count(DASSEncoder(preset.dass)), analytic.dass_params(preset.dass)),
-            "llama": (count(build_llama(preset.llama)), analytic.llama_params(preset.llama)),
-            "mamba": (count(build_mamba(preset.mamba)), analytic.mamba_params(preset.mamba)),
-            "pool": (count(PoolProjector(d_ast, preset.llama.hidden)),
-                     analytic.projector_params("ast", d_ast, preset.llama.hidden)),
-            "conv": (count(ConvProjector(d_dass, preset.mamba.hidden)),
-                     analytic.projector_params("dass", d_dass, preset.mamba.hidden)),
-        }
-    for name, (measured, formula) in built.items():
-        assert measured == formula, name
+        module = family.build(shape, "auto") if isinstance(family, EncoderFamily) else family.build(shape)
+    assert count(module) == family.params(shape)
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+@pytest.mark.parametrize("encoder", list(ENCODERS.values()), ids=lambda f: f.name)
+@pytest.mark.parametrize("d_lm", [64, 2560])
+def test_projector_parameter_formulas_equal_the_built_modules(encoder, size, d_lm):
+    d_enc = encoder.width(encoder.shapes[size])
+    with torch.device("meta"):
+        assert count(encoder.build_projector(d_enc, d_lm)) == encoder.projector_params(d_enc, d_lm)
 
 
 def test_lalm_params_cover_every_component():
@@ -52,28 +51,30 @@ def tiny_models():
 def test_state_bytes_formula_equals_the_cache(tiny_models, variant, dtype, context):
     """After prefill and after each of two decode steps, bytes held == the closed form at that context."""
     model = tiny_models[variant, dtype]
-    shape = getattr(SIZES["tiny"], model.spec.lm)
     embeds = torch.randn(2, context, model.lm.width, dtype=dtype)
     with torch.inference_mode():
         logits, cache = model.lm.prefill(embeds)
         for step in range(3):
-            assert model.state_bytes(cache) == analytic.state_bytes(shape, 2, context + step, dtype)
+            assert model.state_bytes(cache) == analytic.state_bytes(model.spec, 2, context + step, dtype)
             logits, cache = model.decode_step(cache, logits.argmax(-1))
 
 
-def test_kv_cache_grows_linearly_and_mamba_state_is_constant():
-    tiny = SIZES["tiny"]
-    kv = [analytic.state_bytes(tiny.llama, 2, c, torch.bfloat16) for c in (10, 20, 40)]
-    ssm = [analytic.state_bytes(tiny.mamba, 2, c, torch.bfloat16) for c in (10, 20, 40)]
-    assert kv[1] == 2 * kv[0] and kv[2] == 4 * kv[0]
-    assert ssm[0] == ssm[1] == ssm[2] > 0
-    assert analytic.state_bytes(tiny.llama, 2, 10, torch.float32) == 2 * kv[0]
+@pytest.mark.parametrize("lm", list(LMS.values()), ids=lambda f: f.name)
+def test_kv_cache_grows_linearly_and_ssm_state_is_constant(lm):
+    shape = lm.shapes["tiny"]
+    held = [lm.state_bytes(shape, 2, c, torch.bfloat16) for c in (10, 20, 40)]
+    if lm.attention:
+        assert held[1] == 2 * held[0] and held[2] == 4 * held[0]
+        assert lm.state_bytes(shape, 2, 10, torch.float32) == 2 * held[0]
+    else:
+        assert held[0] == held[1] == held[2] > 0
 
 
 def test_attention_is_quadratic_and_projections_linear_in_tokens():
-    preset = SIZES["small"]
-    short, long = (analytic.ast_flops(preset.ast, 1, frames) for frames in (1024, 4096))
-    n_short, n_long = (2 + math.prod(analytic.ast_grid(preset.ast, f)) for f in (1024, 4096))
+    ast = ENCODERS["ast"]
+    shape = ast.shapes["small"]
+    short, long = (ast.flops(shape, 1, frames) for frames in (1024, 4096))
+    n_short, n_long = (2 + math.prod(ast_grid(shape, f)) for f in (1024, 4096))
     assert long["attn_scores"] / short["attn_scores"] == pytest.approx((n_long / n_short) ** 2)
     assert long["mlp"] / short["mlp"] == pytest.approx(n_long / n_short)
 
@@ -82,8 +83,8 @@ def test_decode_step_cost_grows_with_context_for_llama_only():
     spec_t, spec_s = spec_for("transformer", "small"), spec_for("ssm", "small")
     llama = [analytic.lalm_flops(spec_t, "decode", 1, 10.0, 8, context=c) for c in (100, 1100)]
     mamba = [analytic.lalm_flops(spec_s, "decode", 1, 10.0, 8, context=c) for c in (100, 1100)]
-    shape = SIZES["small"].llama
-    per_position = analytic.attention(1, shape.heads, 1, 1, shape.hidden // shape.heads)
+    shape = LMS["llama"].shapes["small"]
+    per_position = attention(1, shape.heads, 1, 1, shape.hidden // shape.heads)
     assert llama[1] - llama[0] == 1000 * shape.layers * per_position
     assert mamba[0] == mamba[1]
 
@@ -91,7 +92,7 @@ def test_decode_step_cost_grows_with_context_for_llama_only():
 def test_lm_head_only_at_the_last_prefill_position():
     spec = spec_for("ast+llama", "small")
     short, long = (analytic.phase_flops(spec, "prefill", 2, s, 8) for s in (10.0, 30.0))
-    assert short["lm.lm_head"] == long["lm.lm_head"] == analytic.linear(2, 512, 32000)
+    assert short["lm.lm_head"] == long["lm.lm_head"] == linear(2, 512, 32000)
 
 
 def test_e2e_is_fbank_encoder_prefill_and_the_decode_steps():

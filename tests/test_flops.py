@@ -18,6 +18,7 @@ from harness.measure.flops import (
 )
 from harness.schema import METRIC_UNITS
 from models import VARIANTS, analytic, build
+from models.closed_form import attention
 
 PHASES = ("fbank", "encoder", "prefill", "decode")
 PROMPT_TOKENS = 6
@@ -94,7 +95,7 @@ def test_cpu_attention_is_counted_like_the_math_path(causal, kv_heads):
 
     cpu, meta = count_flops(attend("cpu")), count_flops(attend("meta"))
     assert "aten._scaled_dot_product_flash_attention_for_cpu" in cpu.by_op
-    assert cpu.total == meta.total == analytic.attention(2, 4, 33, 33, 16)
+    assert cpu.total == meta.total == attention(2, 4, 33, 33, 16)
     assert cpu.uncounted_ops == {}
 
 
@@ -112,7 +113,7 @@ def test_cpu_attention_backward_is_counted():
     q = torch.randn(1, 2, 17, 8, requires_grad=True)
     with FlopCounter() as counter:
         F.scaled_dot_product_attention(q, q, q).sum().backward()
-    forward = analytic.attention(1, 2, 17, 17, 8)
+    forward = attention(1, 2, 17, 17, 8)
     # torch's attention backward formula: the scores recomputed plus four products = 2.5 forwards.
     assert counter.result.total == forward + 5 * forward // 2
     assert counter.result.uncounted_ops == {}

@@ -79,7 +79,7 @@ def test_static_decode_matches_the_eager_step(variant):
     with torch.inference_mode():
         token, cache = prefilled(lalm, inputs)
         expected, _ = lalm.decode_step(copy.deepcopy(cache), token)
-        step = StaticDecode(hf_causal_lm(lalm.lm), lalm.spec.lm, cache, token, context_length(lalm, inputs))
+        step = StaticDecode(hf_causal_lm(lalm.lm), lalm.lm.family, cache, token, context_length(lalm, inputs))
         addresses = [t.data_ptr() for t in recurrent_state_tensors(step.cache)]
         assert bool(addresses) == (lalm.spec.lm == "mamba")
         for _ in range(REPLAYS):  # warm-up and then replays, each after a reset
@@ -96,7 +96,7 @@ def test_graphed_decode_matches_the_eager_step(variant):
     with torch.inference_mode():
         token, cache = prefilled(lalm, inputs)
         expected, _ = lalm.decode_step(copy.deepcopy(cache), token)
-        graphed = GraphedDecode(StaticDecode(hf_causal_lm(lalm.lm), lalm.spec.lm, cache, token,
+        graphed = GraphedDecode(StaticDecode(hf_causal_lm(lalm.lm), lalm.lm.family, cache, token,
                                              context_length(lalm, inputs)))
         for _ in range(REPLAYS):
             graphed.reset()

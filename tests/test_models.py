@@ -1,4 +1,4 @@
-"""The four LALM variants: they build, run every phase, count like the papers, and cache consistently."""
+"""The LALM variants: they build, run every phase, count like the papers, and cache consistently."""
 from __future__ import annotations
 
 import pytest
@@ -7,10 +7,14 @@ import torch
 from models import VARIANTS, build, num_audio_tokens, spec_for
 from models.encoders import ASTEncoder, DASSEncoder
 from models.errors import InputError
+from models.families import LMS
+from models.families.ast import AST_BASE
+from models.families.dass import DASS_MEDIUM, DASS_SMALL
+from models.families.llama import LLAMA_7B, LLAMA_MATCHED
+from models.families.mamba import MAMBA_2_8B
 from models.lalm import padded_frames
-from models.lms import build_llama, build_mamba
+from models.lms import CausalLM
 from models.params import count, lora_trainable
-from models.presets import AST_BASE, DASS_MEDIUM, DASS_SMALL, LLAMA_7B, LLAMA_MATCHED, MAMBA_2_8B
 from tests.conftest import make_wave
 
 
@@ -57,17 +61,20 @@ def test_phases_compose_to_generate(tiny_models):
 
 
 def test_paper_shapes_count_like_the_papers():
+    def lm(name, shape):
+        return CausalLM(LMS[name], LMS[name].build(shape))
+
     with torch.device("meta"):
-        llama, mamba = build_llama(LLAMA_7B), build_mamba(MAMBA_2_8B)
+        llama, mamba = lm("llama", LLAMA_7B), lm("mamba", MAMBA_2_8B)
         assert count(llama) == 6_738_415_616
         assert count(mamba) == 2_768_345_600
         assert count(ASTEncoder(AST_BASE).ast) == 86_187_264
-        assert lora_trainable(llama, "llama") == 4_194_304
-        assert lora_trainable(mamba, "mamba") == 6_553_600
+        assert lora_trainable(llama) == 4_194_304
+        assert lora_trainable(mamba) == 6_553_600
         assert abs(count(DASSEncoder(DASS_SMALL)) / 30e6 - 1) < 0.05
         assert abs(count(DASSEncoder(DASS_MEDIUM)) / 49e6 - 1) < 0.05
         # `matched` LLaMA is within 1% of Mamba-2.8B.
-        assert abs(count(build_llama(LLAMA_MATCHED)) / count(mamba) - 1) < 0.01
+        assert abs(count(lm("llama", LLAMA_MATCHED)) / count(mamba) - 1) < 0.01
 
 
 def test_build_inside_a_meta_device_context():

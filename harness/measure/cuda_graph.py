@@ -3,15 +3,15 @@
 A CUDA graph replays fixed kernels on fixed addresses, so everything one decode step touches must
 keep its address and shape: the input token, the position, the attention mask and the cache.
 
-- LLaMA: the prefill's DynamicCache (which grows by concatenation, new tensors every step) is
-  copied into a transformers `StaticCache` with `context + 1` slots. A step writes the new token's
-  key/value into the last slot; `reset()` rewinds the cache's write position (an in-place fill,
-  outside the graph), so every replay attends over exactly `context + 1` positions. The position
-  ids and a 4D all-true mask are passed in, which skips transformers' mask construction.
-- Mamba: the conv and SSM states are already fixed-size and updated in place, so each step
-  advances them by a token. `reset()` copies a snapshot of the prefill's states back into them
-  (in place, addresses unchanged): without it the graph's warm-up steps would leave the first
-  replay computing the fourth step from the prefill, not the first, and every replay another.
+The LM family makes the static cache (`LMFamily.static_decode`):
+- LLaMA: the prefill's keys and values copied into a transformers `StaticCache` with
+  `context + 1` slots. A step writes the new token's key/value into the last slot; `reset()`
+  rewinds the cache's write position (an in-place fill, outside the graph), so every replay
+  attends over exactly `context + 1` positions.
+- Mamba and Mamba-2: the conv and SSM states are already fixed-size and updated in place, so
+  each step advances them by a token. `reset()` copies a snapshot of the prefill's states back
+  into them (in place, addresses unchanged): without it the graph's warm-up steps would leave the
+  first replay computing the fourth step from the prefill, not the first, and every replay another.
 
 `StaticDecode` runs on any device (the CPU tests check it against the eager step);
 `GraphedDecode` captures it with `torch.cuda.graph` after warm-up on a side stream, as the
@@ -19,11 +19,12 @@ CUDA-graph documentation prescribes.
 """
 from __future__ import annotations
 
-import copy
 import inspect
 
 import torch
-from transformers import PreTrainedModel, StaticCache
+from transformers import PreTrainedModel
+
+from models.families import LMFamily
 
 
 def hf_causal_lm(lm: torch.nn.Module) -> PreTrainedModel:
@@ -39,19 +40,6 @@ def hf_causal_lm(lm: torch.nn.Module) -> PreTrainedModel:
 def cache_argument(model: PreTrainedModel) -> str:
     """transformers >= 5 names the cache argument `cache`; earlier versions `past_key_values`."""
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-
-
-def static_kv_cache(model: PreTrainedModel, cache: object, context: int, slots: int) -> StaticCache:
-    """A StaticCache with `slots` positions holding the first `context` positions of a DynamicCache."""
-    static = StaticCache(config=model.config, max_cache_len=slots)
-    positions = None
-    for index, layer in enumerate(cache.layers):
-        if positions is None:
-            positions = torch.arange(context, device=layer.keys.device)
-        # cache_position is what transformers < 5 used to place the states; newer versions ignore it.
-        static.update(layer.keys[..., :context, :], layer.values[..., :context, :], index,
-                      {"cache_position": positions})
-    return static
 
 
 def recurrent_state_tensors(cache: object) -> list[torch.Tensor]:
@@ -70,26 +58,15 @@ def recurrent_state_tensors(cache: object) -> list[torch.Tensor]:
 class StaticDecode:
     """One greedy decode step at a fixed context with static inputs: () -> logits (B, vocab).
 
-    kind: "llama" (static KV cache) or "mamba" (in-place state). cache: the prefill's cache,
-    which is copied, never modified. token: (B,) the token to feed. context: positions in cache.
+    family: the LM's family, which makes the static cache. cache: the prefill's cache, which is
+    copied, never modified. token: (B,) the token to feed. context: positions in cache.
     """
 
-    def __init__(self, model: PreTrainedModel, kind: str, cache: object, token: torch.Tensor, context: int):
+    def __init__(self, model: PreTrainedModel, family: LMFamily, cache: object, token: torch.Tensor, context: int):
         self.model = model
         self.context = context
         self.token = token.reshape(-1, 1).clone()
-        batch = self.token.shape[0]
-        self._extra: dict[str, torch.Tensor] = {}
-        if kind == "llama":
-            self.cache = static_kv_cache(model, cache, context, context + 1)
-            self._extra = {
-                "position_ids": torch.full((batch, 1), context, dtype=torch.long, device=self.token.device),
-                "attention_mask": torch.ones((batch, 1, 1, context + 1), dtype=torch.bool, device=self.token.device),
-            }
-        elif kind == "mamba":
-            self.cache = copy.deepcopy(cache)
-        else:
-            raise ValueError(f"no static decode for LM kind {kind!r}")
+        self.cache, self._extra = family.static_decode(model, cache, context, self.token.shape[0])
         self._extra[cache_argument(model)] = self.cache
         self._snapshot = [(live, live.clone()) for live in recurrent_state_tensors(self.cache)]
 

@@ -215,7 +215,7 @@ class PhaseRunner:
         token, pristine = self.chain.prefilled
         batch = self.inputs.batch_size
         if self.settings.mode == "cuda_graph":
-            step = StaticDecode(hf_causal_lm(self.lalm.lm), self.lalm.spec.lm, pristine, token,
+            step = StaticDecode(hf_causal_lm(self.lalm.lm), self.lalm.lm.family, pristine, token,
                                 context_length(self.lalm, self.inputs))
             graphed = GraphedDecode(step)
 

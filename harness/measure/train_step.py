@@ -37,7 +37,6 @@ from harness.measure.timing import Timer, TimerSettings
 from harness.train_cost.analytic import train_step_costs
 from models.finetune import STAGES, TrainBatch, TrainStep, random_batch, train_step_for
 from models.lalm import LALM
-from models.params import LORA_TARGETS
 
 MEMORY_STEPS = 2  # the second step runs with the first step's AdamW moments resident
 WARM_UP_SECONDS = 0.5  # the shortest clip: every length up to 0.625 s pads to 64 fbank frames
@@ -90,7 +89,7 @@ def _parameter_rows(lalm: LALM, step: TrainStep, stage: str, lora_rank: int) -> 
     chosen = STAGES[stage]
     what = ", ".join(chosen.trainable)
     if chosen.lora:
-        what += f" (the LM through LoRA r={lora_rank} on {', '.join(LORA_TARGETS[lalm.spec.lm])})"
+        what += f" (the LM through LoRA r={lora_rank} on {', '.join(lalm.lm.family.lora_targets)})"
     return [
         Measurement("params", float(total), "1", source="model tensors",
                     note="every parameter of the LALM, LoRA adapters included, tied tensors once"),

@@ -2,8 +2,8 @@
 
 `write_run` writes results.parquet, samples.parquet and run.json for a grid of variants,
 audio lengths and batch sizes, covering every phase and metric the report draws. Costs follow
-simple laws per encoder and LM (AST and LLaMA attention quadratic in length, DASS and Mamba
-linear), with multiplicative log-normal noise on the timing samples. Points at or beyond
+simple laws per kind of encoder and LM (attention quadratic in length, state-space scans
+linear; each family says which it is), with multiplicative log-normal noise on the timing samples. Points at or beyond
 `oom_from[variant]` seconds fail with status "oom", as a real sweep records them. Points at
 `profile_seconds` carry profiles as a profiled run records them: module, role-group and
 overhead rows, and a summary page under artifacts/<point_id>/profile/.
@@ -19,6 +19,8 @@ import pandas as pd
 
 from harness import schema, store
 from harness.report import profiles
+from models import VARIANTS
+from models.families import ENCODERS, LMS
 
 GIB = 2**30
 PROMPT_TOKENS = 16
@@ -30,7 +32,7 @@ SAMPLES_PER_POINT = 9
 class SyntheticSuite:
     """The grid: a length sweep at batch 1 and a batch sweep at `batch_seconds`."""
 
-    variants: tuple[str, ...] = ("ast+llama", "dass+mamba", "dass+llama", "ast+mamba")
+    variants: tuple[str, ...] = VARIANTS
     lengths: tuple[float, ...] = (5, 10, 30, 60, 120, 300, 600)
     batches: tuple[int, ...] = (1, 2, 4, 8, 16)
     batch_seconds: float = 30
@@ -42,42 +44,48 @@ class SyntheticSuite:
     seed: int = 0
 
 
+def _kinds(variant: str) -> tuple[str, str]:
+    """The laws a variant follows: ("attention" | "scan") for its encoder and for its LM."""
+    encoder, lm = variant.split("+")
+    return tuple("attention" if family.attention else "scan" for family in (ENCODERS[encoder], LMS[lm]))
+
+
 def _context(seconds: float) -> float:
     return 3.2 * seconds + PROMPT_TOKENS
 
 
 def _encoder_ms(encoder: str, seconds: float, batch: int) -> float:
     scale = seconds / 10
-    return batch * (4.0 * scale**2 + 2.0 * scale + 3.0 if encoder == "ast" else 6.0 * scale + 3.0)
+    return batch * (4.0 * scale**2 + 2.0 * scale + 3.0 if encoder == "attention" else 6.0 * scale + 3.0)
 
 
 def _prefill_ms(lm: str, seconds: float, batch: int) -> float:
     ctx = _context(seconds)
-    return batch * (0.05 * ctx + 4e-5 * ctx**2 + 2.0 if lm == "llama" else 0.08 * ctx + 2.0)
+    return batch * (0.05 * ctx + 4e-5 * ctx**2 + 2.0 if lm == "attention" else 0.08 * ctx + 2.0)
 
 
 def _decode_ms(lm: str, seconds: float, batch: int) -> float:
     """Per generated token: LLaMA reads a KV cache that grows with context and batch."""
     ctx = _context(seconds)
-    return (10.0 + 0.004 * ctx) * (1 + 0.15 * (batch - 1)) if lm == "llama" else 12.0 * (1 + 0.03 * (batch - 1))
+    return (10.0 + 0.004 * ctx) * (1 + 0.15 * (batch - 1)) if lm == "attention" else 12.0 * (1 + 0.03 * (batch - 1))
 
 
 def _state_bytes(lm: str, seconds: float, batch: int) -> float:
     ctx = _context(seconds) + NEW_TOKENS
-    return batch * (2 * 32 * 4096 * 2 * ctx if lm == "llama" else 64 * 2560 * (2 * 16 + 4) * 2)
+    return batch * (2 * 32 * 4096 * 2 * ctx if lm == "attention" else 64 * 2560 * (2 * 16 + 4) * 2)
 
 
 def _flops(encoder: str, lm: str, seconds: float, batch: int) -> dict[str, float]:
     scale, ctx = seconds / 10, _context(seconds)
-    encoder_flops = batch * (1.8e11 * scale + 2e10 * scale**2 if encoder == "ast" else 1.2e11 * scale)
-    prefill_flops = batch * (1.3e10 * ctx + 5e5 * ctx**2 if lm == "llama" else 5.5e9 * ctx)
+    encoder_flops = batch * (1.8e11 * scale + 2e10 * scale**2 if encoder == "attention" else 1.2e11 * scale)
+    prefill_flops = batch * (1.3e10 * ctx + 5e5 * ctx**2 if lm == "attention" else 5.5e9 * ctx)
     return {"encoder": encoder_flops, "prefill": prefill_flops, "e2e": encoder_flops + prefill_flops}
 
 
 def _peak_bytes(encoder: str, lm: str, seconds: float, batch: int) -> float:
-    weights = 13.5 * GIB if lm == "llama" else 5.6 * GIB
+    weights = 13.5 * GIB if lm == "attention" else 5.6 * GIB
     scale = seconds / 10
-    activations = batch * (0.05 * GIB * scale**2 if encoder == "ast" else 0.08 * GIB * scale)
+    activations = batch * (0.05 * GIB * scale**2 if encoder == "attention" else 0.08 * GIB * scale)
     return weights + activations + _state_bytes(lm, seconds, batch)
 
 
@@ -86,18 +94,18 @@ def _peak_bytes(encoder: str, lm: str, seconds: float, batch: int) -> float:
 # context length for the LM phases. (phase, encoder or LM) -> role -> coefficients.
 _ROLE_LAWS = {
     ("fbank", None): {"frontend": (0.17, 0.34), "other": (0.03, 0.06)},
-    ("encoder", "ast"): {"attention": (0, 0, 4.0), "mlp": (0, 1.1), "projection": (0, 0.9), "embed": (1.0,),
+    ("encoder", "attention"): {"attention": (0, 0, 4.0), "mlp": (0, 1.1), "projection": (0, 0.9), "embed": (1.0,),
                          "norm": (0.6,), "block": (1.2,), "other": (0.2,)},
-    ("encoder", "dass"): {"scan": (0, 2.2), "mixer": (0, 1.6), "mlp": (0, 1.2), "projection": (0, 0.6),
+    ("encoder", "scan"): {"scan": (0, 2.2), "mixer": (0, 1.6), "mlp": (0, 1.2), "projection": (0, 0.6),
                           "conv": (0, 0.4), "embed": (1.0,), "downsample": (0.8,), "norm": (0.4,), "block": (0.6,),
                           "other": (0.2,)},
-    ("prefill", "llama"): {"attention": (0, 0.01, 4e-5), "mlp": (0, 0.022), "projection": (0, 0.014),
+    ("prefill", "attention"): {"attention": (0, 0.01, 4e-5), "mlp": (0, 0.022), "projection": (0, 0.014),
                            "norm": (0, 0.004), "projector": (0.4,), "head": (1.0,), "block": (0.4,), "other": (0.2,)},
-    ("prefill", "mamba"): {"scan": (0, 0.02), "mixer": (0, 0.02), "projection": (0, 0.03), "norm": (0, 0.01),
+    ("prefill", "scan"): {"scan": (0, 0.02), "mixer": (0, 0.02), "projection": (0, 0.03), "norm": (0, 0.01),
                            "projector": (0.4,), "head": (1.0,), "block": (0.4,), "other": (0.2,)},
-    ("decode", "llama"): {"attention": (1.0, 0.004), "mlp": (3.6,), "projection": (2.4,), "head": (1.6,),
+    ("decode", "attention"): {"attention": (1.0, 0.004), "mlp": (3.6,), "projection": (2.4,), "head": (1.6,),
                           "norm": (0.6,), "block": (0.6,), "other": (0.2,)},
-    ("decode", "mamba"): {"scan": (2.8,), "mixer": (3.0,), "projection": (3.4,), "conv": (0.4,), "head": (1.6,),
+    ("decode", "scan"): {"scan": (2.8,), "mixer": (3.0,), "projection": (3.4,), "conv": (0.4,), "head": (1.6,),
                           "norm": (0.4,), "block": (0.2,), "other": (0.2,)},
 }
 _PHASE_COMPONENT = {"fbank": "frontend", "encoder": "encoder", "prefill": "lm", "decode": "lm"}
@@ -130,8 +138,8 @@ class _Writer:
                 "dtype": "bf16", "batch_size": batch, "audio_seconds": seconds, "prompt_tokens": PROMPT_TOKENS,
                 "new_tokens": NEW_TOKENS, "device_name": "Synthetic GPU", "git_sha": "0" * 40,
                 "torch_version": "2.13.0", "transformers_version": "5.24.0",
-                "scan_backend": "reference" if "mamba" in variant or "dass" in variant else "",
-                "attn_backend": "sdpa" if "llama" in variant or "ast" in variant else "", "mode": "eager"}
+                "scan_backend": "reference" if "scan" in _kinds(variant) else "",
+                "attn_backend": "sdpa" if "attention" in _kinds(variant) else "", "mode": "eager"}
 
     def timing(self, point: dict, phase: str, true_ms: float) -> None:
         values = true_ms * self.rng.lognormal(0.0, self.suite.noise, SAMPLES_PER_POINT)
@@ -159,7 +167,7 @@ class _Writer:
 
 
 def _inference_point(w: _Writer, variant: str, seconds: float, batch: int) -> None:
-    encoder, lm = variant.split("+")
+    encoder, lm = _kinds(variant)
     point = w.point(variant, seconds, batch)
     if seconds >= w.suite.oom_from.get(variant, np.inf):
         w.failure(point, ("fbank", "encoder", "prefill", "decode", "e2e"))
@@ -198,7 +206,7 @@ def _phase_parts(phase: str, encoder: str, lm: str, seconds: float) -> dict[tupl
 
 def _profile_point(w: _Writer, point: dict, timings: dict[str, float]) -> None:
     """Module, role-group and overhead rows of each phase, and the point's summary page."""
-    encoder, lm = point["variant"].split("+")
+    encoder, lm = _kinds(point["variant"])
     summary = [f"# Profile: {point['variant']} {point['size']}, batch {point['batch_size']} x "
                f"{point['audio_seconds']:g} s audio (synthetic)"]
     for phase in ("fbank", "encoder", "prefill", "decode"):
@@ -218,7 +226,7 @@ def _profile_point(w: _Writer, point: dict, timings: dict[str, float]) -> None:
 
 
 def _train_points(w: _Writer, variant: str) -> None:
-    encoder, lm = variant.split("+")
+    encoder, lm = _kinds(variant)
     capacity = 80 * GIB
     for seconds in w.suite.lengths:
         per_sample = 3 * (_peak_bytes(encoder, lm, seconds, 2) - _peak_bytes(encoder, lm, seconds, 1))

@@ -7,12 +7,24 @@ is what the harness sets out to measure).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import ASTConfig, ASTModel
 
-from models.presets import ASTShape
+
+@dataclass(frozen=True)
+class ASTShape:
+    hidden: int
+    layers: int
+    heads: int
+    mlp: int
+    # Frames the positional-embedding grid was laid out for; other lengths interpolate it.
+    max_frames: int = 1024
+    patch: int = 16
+    stride: int = 10  # AST's overlapping patches (stride 10 in time and frequency)
 
 
 def ast_config(shape: ASTShape) -> ASTConfig:
@@ -31,7 +43,7 @@ def ast_config(shape: ASTShape) -> ASTConfig:
 
 
 class ASTEncoder(nn.Module):
-    """fbank (B, T, 128) -> patch tokens (B, n_freq * n_time, D), frequency-major order.
+    """fbank (B, T, 128) -> patch tokens on their grid (B, n_freq, n_time, D).
 
     `n_freq = (128 - 16) // stride + 1` (12 at stride 10) and `n_time = (T - 16) // stride + 1`;
     the two AST summary tokens (CLS, distillation) are dropped from the output.
@@ -73,4 +85,4 @@ class ASTEncoder(nn.Module):
         x = x + self._positions(n_time)
         for layer in self.ast.layers:
             x = layer(x, None)
-        return self.ast.layernorm(x)[:, 2:]
+        return self.ast.layernorm(x)[:, 2:].reshape(b, self.n_freq, n_time, -1)  # tokens are frequency-major

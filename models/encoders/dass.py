@@ -14,15 +14,24 @@ Shapes (input fbank (B, T, 128), T a multiple of 32):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from models.ops.selective_scan import selective_scan
-from models.presets import DASSShape
 
 DIRECTIONS = 4  # the cross scan's four flattening orders
+
+
+@dataclass(frozen=True)
+class DASSShape:
+    widths: tuple[int, int, int, int]
+    depths: tuple[int, int, int, int]
+    d_state: int = 1
+    ssm_ratio: float = 1.0
+    mlp_ratio: float = 4.0
 
 
 class ChannelsLastNorm(nn.LayerNorm):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from models.errors import InputError
 from models.lalm import LALM
-from models.params import LORA_TARGETS
 
 
 def add_lora(lalm: LALM, rank: int, alpha: int) -> None:
@@ -17,7 +16,7 @@ def add_lora(lalm: LALM, rank: int, alpha: int) -> None:
         raise InputError("LoRA training needs the `peft` package (pip install peft)") from err
     if has_lora(lalm):
         return
-    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=list(LORA_TARGETS[lalm.spec.lm]))
+    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=list(lalm.lm.family.lora_targets))
     lalm.lm.model = get_peft_model(lalm.lm.model, config)
 
 
