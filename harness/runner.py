@@ -25,7 +25,7 @@ from harness import env, roofline, store
 from harness.executors.base import Executor, Outcome
 from harness.points import Point, identity
 from harness.schema import METRIC_UNITS, SAMPLE_COLUMNS, conform, validate
-from harness.suite import Suite, expand, validate_suite
+from harness.suite import RunSettings, Suite, expand, validate_suite
 
 
 class Progress(Protocol):
@@ -118,11 +118,26 @@ def checked_files(outcome: Outcome) -> Outcome:
     return outcome
 
 
+def closed_form_rows(point: Point, suite: Suite) -> list[dict]:
+    """The default workload's rows that need no run (FLOPs, bytes moved); [] for another workload
+    or when they cannot be had (the point's own failure is what its rows must say)."""
+    if suite.run.workload != RunSettings.model_fields["workload"].default:
+        return []
+    from harness.workload import closed_form_rows as rows_for  # torch and the models: only when needed
+
+    try:
+        return rows_for(point, suite.measure)
+    except Exception:  # noqa: BLE001 - e.g. an unbuildable point: its status row says what failed
+        return []
+
+
 def tables(outcome: Outcome, suite: Suite, run_id: str, git_sha: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """An Outcome -> (results, samples) ready for the store: identity and environment stamped,
     conformed and validated. Rows the schema rejects become one `error` row per phase."""
     point = outcome.point
     rows = outcome.rows if outcome.status == "ok" else status_rows(suite.measure.phases, outcome.status, outcome.error)
+    if outcome.status not in ("ok", "skipped"):  # a failed point still gets what needs no run
+        rows += closed_form_rows(point, suite)
     if outcome.status == "ok" and not rows:
         rows = status_rows(suite.measure.phases, "error", "the workload returned no rows")
     context = {**outcome.context, "git_sha": git_sha}

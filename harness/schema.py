@@ -64,7 +64,7 @@ REQUIRED = list(POINT_COLUMNS) + list(MEASURE_COLUMNS)
 
 # The inference phase chain, in the order each feeds the next (harness.measure.chain runs it).
 INFERENCE_PHASES = ("fbank", "encoder", "prefill", "decode", "e2e")
-PHASES = (*INFERENCE_PHASES, "train_step", "task")
+PHASES = (*INFERENCE_PHASES, "train_step", "task", "build")  # build: the model's construction, per point
 # Floating-point types a point may run in, by torch's names (torch.<name>).
 DTYPES = ("float32", "float16", "bfloat16")
 # How a phase ran: "compile" wraps each phase call in torch.compile, "cuda_graph" replays decode.
@@ -88,6 +88,7 @@ METRIC_UNITS: dict[str, str] = {
     "flops_analytic": "FLOP",
     "flop_coverage": "1",
     # the roofline (harness.roofline): closed-form bytes, and how close the phase came to the ceilings
+    "build_ms": "ms",  # phase "build": building the point's model (random or loaded weights)
     "bytes_moved": "B",
     "achieved_flops_per_s": "FLOP/s",
     "achieved_bytes_per_s": "B/s",

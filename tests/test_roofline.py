@@ -77,3 +77,20 @@ def test_which_ceiling_bounds_a_phase():
     assert bound(1e6, 1e9, 1e11, 2e10, 0.5) == "bandwidth"
     assert bound(1e6, 1e9, 1e11, 2e10, 0.01) == "overhead"
     assert bound(1e6, 1e9, 1e11, 2e10) == "bandwidth"  # no fraction measured: the roofline's own answer
+
+
+def test_a_point_that_timed_out_keeps_its_flops_and_bytes_and_its_status():
+    from harness import runner, store
+    from harness.executors.base import Outcome
+    from harness.points import Point
+    from harness.suite import validate_suite
+
+    suite = validate_suite({"name": "t", "description": "d", "grid": {"variant": "dass+mamba", "audio_seconds": 1},
+                            "measure": {"phases": ["encoder", "decode"], "meters": ["latency", "roofline"]},
+                            "run": {"device": "cpu"}}, "test")
+    point = Point("dass+mamba", "tiny", "cpu", "float32", 1, 1.0, 8, 8)
+    results, _ = runner.tables(Outcome(point, "timeout", error="no result"), suite, "r", "sha")
+    assert store.point_statuses(results) == {point.id: "timeout"}
+    found = results[results["status"] == "ok"].groupby("phase")["metric"].apply(set)
+    assert found["encoder"] >= {"flops", "flops_analytic", "bytes_moved"}
+    assert found["decode"] >= {"flops", "flops_analytic", "bytes_moved"}
