@@ -10,6 +10,7 @@ import re
 from typing import TYPE_CHECKING
 
 from harness.errors import UserError
+from harness.kernel_hints import silence_cpu_kernel_hints
 
 if TYPE_CHECKING:
     import torch
@@ -23,7 +24,8 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def select_device(name: str) -> torch.device:
-    """`--device NAME` as a torch device that exists here, or a UserError naming it."""
+    """`--device NAME` as a torch device that exists here, or a UserError naming it. On the CPU,
+    transformers' hints to install CUDA kernels are silenced (`harness.kernel_hints`)."""
     if not DEVICE_NAME.fullmatch(name):
         raise UserError(f"--device {name!r}: not a device; use {DEVICE_HELP}")
     import torch
@@ -34,4 +36,6 @@ def select_device(name: str) -> torch.device:
             raise UserError(f"--device {name}: no CUDA device is available")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise UserError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    else:
+        silence_cpu_kernel_hints()
     return device
