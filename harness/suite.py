@@ -32,6 +32,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 from harness.errors import UserError
 from harness.points import POINT_FIELDS, Point
 from harness.schema import DTYPES, MODES, PHASES, STATUSES
+from harness.threads import DEFAULT_THREADS
 from harness.train_cost.settings import TrainSettings
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
@@ -195,7 +196,8 @@ class RunSettings(_Strict):
     executor: Annotated[str, _choice("executor", EXECUTORS)] = "local"
     address: str = ""  # Ray cluster address; "" starts a local one
     cpus_per_point: int = Field(default=0, ge=0)  # Ray on CPU: 0 = a whole node per point
-    threads: int = Field(default=0, ge=0, le=1024)  # torch CPU threads in the worker; 0 = torch's default
+    # torch CPU threads in the worker (harness.threads: why one by default); 0 = torch's default
+    threads: int = Field(default=DEFAULT_THREADS, ge=0, le=1024)
     workload: str = Field(default="harness.workload:measure_point", pattern=r"^[\w.]+:\w+$")
 
 
@@ -217,6 +219,12 @@ class Suite(_Strict):
         ):
             if not stored and getattr(self.grid, axis) is not None and setting in getattr(self, section).model_fields_set:
                 raise ValueError(f"{axis} is set both as a grid axis and as {section}.{setting}; keep one")
+        # The state meter reads the cache the prefill leaves: asked for without that phase, it
+        # would record nothing (the default meters include it, so only a written list is checked).
+        if (not stored and "meters" in self.measure.model_fields_set and "state" in self.measure.meters
+                and "prefill" not in self.measure.phases):
+            raise ValueError('measure.meters has "state", which measures the cache the prefill leaves, but '
+                             'measure.phases has no "prefill": add it, or drop "state"')
         if self.run.memory_limit_mb and self.run.device == "cuda":
             raise ValueError("run.memory_limit_mb caps CPU address space; CUDA maps large virtual ranges, so it is CPU-only")
         return self
@@ -303,13 +311,24 @@ def validate_suite(raw: dict, source: str, overrides: dict[str, Any] | None = No
     try:
         return Suite.model_validate(_apply(raw, overrides), context={"stored": stored})
     except ValidationError as exc:
-        # An unknown key first: a misspelt key also makes the real one "missing", and the typo is the cause.
+        # Unknown keys first: a misspelt key also makes the real one "missing", and the typo is the cause.
         errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
-        key, message = _describe(errors[0])
-        from_flag = any(key == k or key.startswith((k + ".", k + "[")) for k in overrides)
-        where = f"--set {key}" if from_flag else f"{source}: {key}" if key else source
-        more = f" (and {len(errors) - 1} more problem{'s' * (len(errors) > 2)})" if len(errors) > 1 else ""
-        raise UserError(f"{where}: {message}{more}") from None
+        problems = [_problem(err, overrides) for err in errors]
+        if len(problems) == 1 and problems[0].startswith("--set "):
+            raise UserError(problems[0]) from None
+        count = f"{len(problems)} problems: " if len(problems) > 1 else ""
+        raise UserError(f"{source}: {count}{'; '.join(problems)}") from None
+
+
+def _problem(err: dict, overrides: dict[str, Any]) -> str:
+    """'KEY: message', or '--set FLAG: message' when a --set flag wrote the key, or created the
+    unknown key (`--set foo.bar=1` makes a table `foo`)."""
+    key, message = _describe(err)
+    unknown = err["type"] == "extra_forbidden"
+    for flag in overrides:
+        if key == flag or key.startswith((flag + ".", flag + "[")) or unknown and flag.startswith(key + "."):
+            return f"--set {flag}: {message}"
+    return f"{key}: {message}" if key else message
 
 
 def load_suite(ref: str, overrides: Sequence[str] | Mapping[str, Any] = ()) -> tuple[Suite, Path]:
