@@ -63,6 +63,6 @@ def run(args: argparse.Namespace) -> int:
                       seconds(p.wall_s), ", ".join(flags))
     out.print(table)
     flagged = sum(p.oom or p.timeout for p in predictions)
-    out.print(f"{len(predictions)} points, predicted {total / 60:.1f} min in all (model builds not included); "
+    out.print(f"{len(predictions)} points, predicted {seconds(total)} in all (model builds not included); "
               f"{flagged} flagged", highlight=False)
     return 0

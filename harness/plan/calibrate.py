@@ -28,6 +28,7 @@ from harness.roofline import floor_seconds
 from models import build
 
 Key = tuple[str, str, str, str]  # phase, component (family name or "fbank"), device, dtype
+Measured = tuple[Point, str, float, float]  # point, phase, latency_s, peak_mem_bytes
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def fit(samples: list[tuple[float, float, float]]) -> tuple[float, float]:
     return overhead, min(1.0, 1 / inverse) if inverse > 0 else math.inf
 
 
-def run_points(run_dir: Path) -> tuple[list[tuple[Point, str, float, float]], dict | None]:
+def run_points(run_dir: Path) -> tuple[list[Measured], dict | None]:
     """(point, phase, latency_s, peak_mem_bytes) of every ok phase row of a run, and its ceilings."""
     run = store.load_run(run_dir)
     results = run.results
@@ -96,15 +97,12 @@ def run_points(run_dir: Path) -> tuple[list[tuple[Point, str, float, float]], di
     return found, ceilings
 
 
-def calibrate(run_dirs: list[Path], fallback: Ceilings) -> dict[Key, Fit]:
-    """Fits per key from the runs' phases, each against its own run's measured ceilings (the
-    `fallback` ceilings for a run that has none)."""
+def fit_measured(runs: list[tuple[list[Measured], Ceilings]]) -> dict[Key, Fit]:
+    """Fits per key from measured phases, each run's against the ceilings of the machine it ran on."""
     samples: dict[Key, list[tuple[float, float, float]]] = {}
     shares: dict[Key, list[float]] = {}
-    for run_dir in run_dirs:
-        found, recorded = run_points(run_dir)
-        ceilings = Ceilings.from_dict(recorded) if recorded else fallback
-        for point, phase, seconds, peak in found:
+    for measured, ceilings in runs:
+        for point, phase, seconds, peak in measured:
             k = key(point, phase)
             samples.setdefault(k, []).append((modules(point.variant, point.size, phase),
                                               floor(point, phase, ceilings), seconds))
@@ -114,9 +112,18 @@ def calibrate(run_dirs: list[Path], fallback: Ceilings) -> dict[Key, Fit]:
     fits = {}
     for k, rows in samples.items():
         overhead, efficiency = fit(rows)
-        share = float(np.median(shares[k])) if k in shares else 1.0
-        fits[k] = Fit(overhead, efficiency, share, len(rows))
+        fits[k] = Fit(overhead, efficiency, float(np.median(shares[k])) if k in shares else 1.0, len(rows))
     return fits
+
+
+def calibrate(run_dirs: list[Path], fallback: Ceilings) -> dict[Key, Fit]:
+    """Fits from the runs' phases, each run against its own measured ceilings (`fallback` for a
+    run that recorded none)."""
+    runs = []
+    for run_dir in run_dirs:
+        measured, recorded = run_points(run_dir)
+        runs.append((measured, Ceilings.from_dict(recorded) if recorded else fallback))
+    return fit_measured(runs)
 
 
 def lookup(fits: dict[Key, Fit], point: Point, phase: str) -> Fit:
