@@ -62,10 +62,12 @@ ALWAYS_SHOWN = ("variant", "batch_size", "audio_seconds")
 
 
 def points_table(results: pd.DataFrame, phase: str, metrics: list[str] | None = None):
-    """rich Table: one line per point (its status and first error), one column per metric of `phase`."""
-    from rich.table import Table
+    """rich Table: one line per point (its status and first error), one column per metric of `phase`.
 
+    The point's identifying columns and status keep their width; metrics and errors wrap.
+    """
     from harness.store import point_statuses
+    from harness.terminal import table
 
     rows = results[results["phase"] == phase]
     metrics = metrics or list(dict.fromkeys(rows["metric"]))
@@ -77,30 +79,25 @@ def points_table(results: pd.DataFrame, phase: str, metrics: list[str] | None = 
     statuses = point_statuses(results)
     errors = results[results["error"] != ""].drop_duplicates("point_id").set_index("point_id")["error"]
     cells = rows.drop_duplicates(["point_id", "metric"]).set_index(["point_id", "metric"])
-    table = Table(title=f"phase {phase}" + (f" ({', '.join(constant)})" if constant else ""))
-    for column in [POINT_KEYS[k] for k in shown] + ["status"]:
-        table.add_column(column)
-    for metric in metrics:
-        table.add_column(metric, no_wrap=True)
+    identity = [POINT_KEYS[k] for k in shown] + ["status"]
     show_errors = not errors.empty
-    if show_errors:
-        table.add_column("error", no_wrap=True, max_width=80)
+    lines = []
     for point_id, point in points.iterrows():
         values = []
         for metric in metrics:
             cell = cells.loc[(point_id, metric)] if (point_id, metric) in cells.index else None
             values.append("-" if cell is None else format_value(cell["value"], cell["unit"], cell["lo"], cell["hi"]))
         keys = [f"{point[k]:g}" if k == "audio_seconds" else str(point[k]) for k in shown]
-        table.add_row(*keys, statuses[point_id], *values, *([errors.get(point_id, "")] if show_errors else []))
-    return table
+        lines.append([*keys, statuses[point_id], *values, *([errors.get(point_id, "")] if show_errors else [])])
+    title = f"phase {phase}" + (f" ({', '.join(constant)})" if constant else "")
+    return table(title, [*identity, *metrics, *(["error"] if show_errors else [])], lines, identity)
 
 
 def console():
-    """stdout console; wide when not a terminal, so piped tables keep one line per point."""
-    from rich.console import Console
+    """stdout console (see harness.terminal.console)."""
+    from harness.terminal import console as stdout
 
-    out = Console()
-    return out if out.is_terminal else Console(width=200)
+    return stdout()
 
 
 def run(args: argparse.Namespace) -> int:
