@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from models.errors import InputError
@@ -59,16 +62,45 @@ def read_clip(path: str, max_seconds: float) -> tuple[Tensor, AudioInfo]:
     return load_audio(path), info
 
 
-def conversion_note(info: AudioInfo) -> str | None:
-    """'FILE: 8000 Hz stereo resampled to 16000 Hz and downmixed to mono', or None when neither."""
+def _changes(sample_rate: int, channels: int) -> list[str]:
     from models.audio import SAMPLE_RATE
 
     changes = []
-    if info.sample_rate != SAMPLE_RATE:
+    if sample_rate != SAMPLE_RATE:
         changes.append(f"resampled to {SAMPLE_RATE} Hz")
-    if info.channels > 1:
-        changes.append(f"downmixed to mono (the mean of {info.channels} channels)")
+    if channels > 1:
+        changes.append("downmixed to mono")
+    return changes
+
+
+def conversion_note(info: AudioInfo) -> str | None:
+    """'FILE: 8000 Hz stereo (16-bit PCM) resampled to 16000 Hz and downmixed to mono (the mean of
+    2 channels)', or None when the file is 16 kHz mono."""
+    changes = _changes(info.sample_rate, info.channels)
     if not changes:
         return None
     layout = {1: "mono", 2: "stereo"}.get(info.channels, f"{info.channels} channels")
-    return f"{info.path}: {info.sample_rate} Hz {layout} ({info.encoding}) {' and '.join(changes)}"
+    mean = f" (the mean of {info.channels} channels)" if info.channels > 1 else ""
+    return f"{info.path}: {info.sample_rate} Hz {layout} ({info.encoding}) {' and '.join(changes)}{mean}"
+
+
+def dataset_conversion_note(root: Path, paths: Iterable[Path]) -> str | None:
+    """One line for a whole dataset: how many of its files are resampled or downmixed, and from what.
+
+    Reads headers only; a file that cannot be read is left to the loader, which skips and counts it.
+    """
+    from models.audio import SAMPLE_RATE, probe_wav
+
+    formats: Counter[tuple[int, int]] = Counter()
+    for path in set(paths):
+        try:
+            info = probe_wav(path)
+        except InputError:
+            continue
+        formats[info.sample_rate, info.channels] += 1
+    converted = {fmt: n for fmt, n in formats.items() if _changes(*fmt)}
+    if not converted:
+        return None
+    kinds = ", ".join(f"{n} at {rate} Hz with {channels} channel(s)" for (rate, channels), n in sorted(converted.items()))
+    return (f"{root}: {sum(converted.values())} of {sum(formats.values())} audio files are "
+            f"converted to {SAMPLE_RATE} Hz mono ({kinds})")

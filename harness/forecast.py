@@ -14,8 +14,9 @@ fragmentation, and the interpreter with torch itself (about 0.5 GB on a CPU). Re
 Time comes from a trial on the real model: after a 1 s warm-up, the first `TRIAL_SECONDS` of the
 clip run through every phase, and each phase's time is scaled by its FLOPs at full length over its
 FLOPs in the trial (both counted in the dry runs, so attention's quadratic growth is in the
-ratio). Checked the same way: 20 s predicted for 15 s measured (ast+llama), 1.8 s for 2.7 s
-(dass+mamba), on a loaded 2-core machine; expect it within about 1.5x either way.
+ratio). Checked the same way on a 2-core machine shared with other work (load 4-5), a few runs
+each: ast+llama 19-30 s predicted for 9-22 s measured, dass+mamba 0.8-2.0 s for 2.2-3.0 s. Read
+it as within a factor of 2-3 either way: the trial and the run see different loads.
 """
 from __future__ import annotations
 

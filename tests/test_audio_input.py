@@ -1,5 +1,6 @@
 """Audio named on the command line: each problem one line naming the file (exit 2), conversions
-said once on stderr, long clips refused past --max-audio-seconds or forecast before they run."""
+said once on stderr (per file, or per dataset), long clips refused past --max-audio-seconds or
+forecast before they run."""
 from __future__ import annotations
 
 import gc
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from harness import forecast
-from harness.audio_input import conversion_note, read_clip
+from harness.audio_input import conversion_note, dataset_conversion_note, read_clip
 from harness.cli import main
 from models import build
 from models.audio import probe_wav
@@ -72,6 +73,18 @@ def test_8_khz_stereo_is_converted_and_said_once(tmp_path, capsys):
 
 def test_16_khz_mono_says_nothing_about_conversion(tmp_path):
     assert conversion_note(probe_wav(write_wav(tmp_path / "plain.wav", _tone(0.1)))) is None
+
+
+def test_a_dataset_says_once_how_many_files_it_converts(tmp_path):
+    paths = [write_wav(tmp_path / "plain.wav", _tone(0.1)),
+             write_wav(tmp_path / "phone.wav", _tone(0.1, 8000, 2), rate=8000, channels=2),
+             write_wav(tmp_path / "cd.wav", _tone(0.1, 44100), rate=44100),
+             tmp_path / "missing.wav"]  # left to the loader, which skips and counts it
+    assert dataset_conversion_note(tmp_path, paths) == (
+        f"{tmp_path}: 2 of 3 audio files are converted to 16000 Hz mono "
+        "(1 at 8000 Hz with 2 channel(s), 1 at 44100 Hz with 1 channel(s))"
+    )
+    assert dataset_conversion_note(tmp_path, paths[:1]) is None
 
 
 def test_clip_longer_than_the_limit_is_refused_before_it_is_read(tmp_path, capsys, monkeypatch):

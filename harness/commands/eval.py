@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,6 +66,7 @@ def print_scores(evaluation: Evaluation, label: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from harness import store
+    from harness.audio_input import dataset_conversion_note
     from harness.tasks import load_dataset
     from harness.tasks.evaluate import evaluate
     from harness.tasks.rows import ensure_run, task_rows
@@ -75,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
     threads = apply_threads(args.threads)
     checkpoint = load_checkpoint(args.checkpoint, device=device)
     dataset = load_dataset(args.task, args.data, args.split)
+    note = dataset_conversion_note(args.data, (clip.path for clip in dataset.clips[: options.limit]))
+    if note:
+        print(note, file=sys.stderr)
     evaluation = evaluate(checkpoint, dataset, options)
     print_scores(evaluation, f"{checkpoint.config['variant']} {checkpoint.config['size']} ({args.checkpoint})")
     if args.predictions:
