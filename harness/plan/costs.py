@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from harness.points import Point
-from harness.workload import DTYPES
 from models.analytic import lalm_flops, lalm_params
 from models.bytes_moved import phase_bytes
+from models.audio import SAMPLE_RATE
 from models.lalm import padded_frames
 from models.registry import families, spec_for
-from models.audio import SAMPLE_RATE
 
 PHASES = ("fbank", "encoder", "prefill", "decode")  # e2e is their sum: fbank, encoder, prefill, n - 1 steps
 
@@ -37,7 +38,7 @@ class PointCost:
 def point_cost(point: Point) -> PointCost:
     """The closed forms of `point`'s phases (one call each; a decode step at audio + prompt)."""
     spec = spec_for(point.variant, point.size)
-    dtype = DTYPES[point.dtype]
+    dtype = getattr(torch, point.dtype)
     phases = {}
     for phase in PHASES:
         args = (spec, phase, point.batch_size, point.audio_seconds)
