@@ -39,6 +39,13 @@ class NvmlEnergyCounter:
         return self._pynvml.nvmlDeviceGetTotalEnergyConsumption(self._handle)
 
 
+# The smallest energy the counter resolves, by (source, metric): (J, why). NVML counts whole
+# millijoules; a window's energy is uncertain by up to one counter update period's worth besides.
+RESOLUTIONS: dict[tuple[str, str], tuple[float, str]] = {
+    (NvmlEnergyCounter.source, "energy_j"): (1e-3, "NVML's energy counter counts whole millijoules"),
+}
+
+
 def energy_counter(device: str | torch.device) -> tuple[NvmlEnergyCounter | None, str]:
     """(counter, "") for a CUDA device whose energy counter reads, else (None, reason)."""
     handle, reason = nvml_handle(device)

@@ -37,6 +37,23 @@ from harness.measure.nvml import nvml_handle, nvml_module
 CLEAR_REFS = "/proc/self/clear_refs"
 PROC_STATUS = "/proc/self/status"
 
+# The smallest footprint each source tells apart from none, by (source, metric): (bytes, why).
+# CPU: RSS grows only when a phase touches pages the process has not touched (or has given back).
+# glibc's malloc serves blocks below its mmap threshold from heap memory that earlier phases may
+# already have made resident, and the threshold rises, as larger blocks are freed, up to
+# DEFAULT_MMAP_THRESHOLD_MAX (4 MiB * sizeof(long) = 32 MiB on 64-bit Linux). A phase footprint
+# below that can read anywhere from 0 to its size: two `quick` runs of the same code read 4 KiB
+# and 4.5 MiB for one point. CUDA: the caching allocator rounds every block up to 512 bytes
+# (kMinBlockSize) and reserves pool segments of at least 2 MiB.
+_CPU_RSS = (32 * 2**20, "glibc malloc reuses resident heap below its mmap threshold, which adapts up to 32 MiB")
+RESOLUTIONS: dict[tuple[str, str], tuple[float, str]] = {
+    ("proc.VmHWM", "peak_mem_bytes"): _CPU_RSS,
+    ("getrusage.ru_maxrss", "peak_mem_bytes"): _CPU_RSS,
+    ("psutil.rss", "peak_mem_bytes"): _CPU_RSS,
+    ("torch.cuda.max_memory_allocated", "peak_mem_bytes"): (512, "the CUDA caching allocator's block rounding"),
+    ("torch.cuda.max_memory_reserved", "reserved_mem_bytes"): (2 * 2**20, "the CUDA caching allocator's smallest segment"),
+}
+
 
 class PeakSampler:
     """Calls `read()` every `interval_s` in a daemon thread and keeps the largest value.

@@ -114,6 +114,16 @@ class CudaEventClock:
         return self._start.elapsed_time(self._end)
 
 
+# The smallest latency each clock resolves, by (source, metric): (ms, why). perf_counter's is the
+# platform's (1 ns on Linux); CUDA documents event timing "with a resolution of around 0.5
+# microseconds" (cudaEventElapsedTime).
+RESOLUTIONS: dict[tuple[str, str], tuple[float, str]] = {
+    (PerfCounterClock.source, "latency_ms"): (time.get_clock_info("perf_counter").resolution * 1e3,
+                                              "time.perf_counter's resolution on this platform"),
+    (CudaEventClock.source, "latency_ms"): (0.5e-3, "CUDA event timing resolution (cudaEventElapsedTime)"),
+}
+
+
 def clock_for(device: str | torch.device) -> Clock:
     """CUDA events on CUDA devices, the synchronised host clock elsewhere."""
     device = torch.device(device)
