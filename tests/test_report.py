@@ -90,13 +90,13 @@ def odd_run(tmp_path: Path, kind: str) -> Path:
 
 @pytest.mark.parametrize("kind, expect_figures, expect_texts", [
     ("failed points", {"latency_vs_length", "memory_vs_length"}, (
-        "## Failed points",
+        "Failed points: status other than ok",
         "Markers on the top edge: points that failed (out of memory)",
         "ast+llama (inference, batch 1) failed (oom) at 30 s; the longest it handled was 5 s.",
         "dass+mamba (inference, batch 1) failed (oom) at 5 s; it handled no length.")),
     ("single variant", {"latency_vs_length", "throughput_vs_batch"}, ("## Scaling exponents",)),
     ("single length", {"latency_vs_length", "ratio_vs_length"}, ("no exponent is fitted",)),
-    ("nan metrics", set(), ("## Values that could not be measured", "meter unavailable on this host")),
+    ("nan metrics", set(), ("Values that could not be measured", "meter unavailable on this host")),
     ("all failed", set(), ("No figure applies",)),
 ])
 def test_odd_runs_still_give_a_report(tmp_path, kind, expect_figures, expect_texts):

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from harness.errors import UserError
+from harness.outputs import check_file
 
 NAME = "compare"
 HELP = ("Compare two runs point by point: B/A ratios, and a verdict only where the raw samples show a change "
@@ -28,21 +28,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--md", metavar="PATH", help="also write the table as Markdown")
 
 
-def _output(path: str, option: str) -> Path:
-    """The file `path` may be written: its folder made; UserError when a file stands in the way."""
-    target = Path(path)
-    blocking = next((p for p in [target, *target.parents] if p.exists() and not p.is_dir()), None)
-    if target.is_dir():
-        raise UserError(f"{option} {path}: is a folder, not a file")
-    if blocking is not None and blocking != target:
-        raise UserError(f"{option} {path}: {blocking} is a file, not a folder")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"{option} {path}: cannot create its folder ({err.strerror or err})") from None
-    return target
-
-
 def _summary(table, counts: dict, args: argparse.Namespace) -> str:
     points = table.drop(columns=["metric"]).groupby(
         [c for c in counts["key"] if c != "metric"], dropna=False, sort=False).ngroups
@@ -62,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--alpha must be between 0 and 1, got {args.alpha:g}")
     if not args.min_effect >= 0:
         raise UserError(f"--min-effect must be 0 or more, got {args.min_effect:g}")
-    csv = _output(args.csv, "--csv") if args.csv else None
-    md = _output(args.md, "--md") if args.md else None
+    csv = check_file(args.csv, "--csv") if args.csv else None
+    md = check_file(args.md, "--md") if args.md else None
     # Imported here so that `lalm-bench --help` does not pay for scipy and pandas.
     from harness import provenance, terminal
     from harness.report.render import markdown_table
@@ -95,7 +80,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"B's latencies are {comparison.change_text('latency_ms', shift)} than A's at the median point: "
               "where the code did not change, the machine or its load did, and every verdict carries that shift.")
     if csv is not None:
+        csv.parent.mkdir(parents=True, exist_ok=True)
         table.drop(columns=["reading"]).to_csv(csv, index=False)
     if md is not None:
+        md.parent.mkdir(parents=True, exist_ok=True)
         md.write_text(f"{title}\n\n{markdown_table(frame)}\n")
     return 0

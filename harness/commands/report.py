@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from harness.errors import UserError
+from harness.outputs import check_folder
 
 NAME = "report"
 HELP = "Write report.md, a self-contained report.html and PNG/SVG figures from one or more run folders."
@@ -20,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.fit_min_seconds is not None and args.fit_min_seconds <= 0:
         raise UserError(f"--fit-min-seconds must be positive, got {args.fit_min_seconds:g}")
+    if args.out is not None:
+        check_folder(args.out, "-o")
     # Imported here so that `lalm-bench --help` does not pay for matplotlib and scipy.
     from harness.report import build_report
 

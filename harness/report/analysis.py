@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from harness.report import palette, profiles, resample
+from harness.report import palette, profiles, resample, resolution
 
 # The LALMs feed 32 LM tokens per 10 s of audio (both projectors). The models pad clips to
 # whole 64-frame blocks, so for lengths that are not multiples of 0.625 s the true count is
@@ -75,11 +75,14 @@ def prepare(results: pd.DataFrame) -> pd.DataFrame:
 
     Adds: `setting` (the SETTING_COLUMNS that vary within a variant, plus the run id when two
     runs measured the same point, joined by ", "; "" when nothing varies), `series`
-    (variant plus setting: one line in a figure), `context_tokens` (audio tokens + prompt)
-    and `workload` ("train" for train_step rows, "task" for task rows, else "inference").
+    (variant plus setting: one line in a figure), `context_tokens` (audio tokens + prompt),
+    `workload` ("train" for train_step rows, "task" for task rows, else "inference") and
+    `below_resolution` (the value is below its meter's resolution, `resolution.below`).
     """
     df = _annotated(results)
-    return df[~profiles.is_profile_row(df)].reset_index(drop=True)
+    df = df[~profiles.is_profile_row(df)].reset_index(drop=True)
+    df["below_resolution"] = resolution.below(df)
+    return df
 
 
 def prepare_profiles(results: pd.DataFrame) -> pd.DataFrame:
@@ -89,8 +92,9 @@ def prepare_profiles(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def ok_values(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows that measured something: status ok and a finite value."""
-    return df[(df["status"] == "ok") & np.isfinite(df["value"].astype(float))]
+    """Rows that measured something: status ok, a finite value, not below its meter's resolution."""
+    resolved = ~df["below_resolution"] if "below_resolution" in df else True
+    return df[(df["status"] == "ok") & np.isfinite(df["value"].astype(float)) & resolved]
 
 
 def failed(df: pd.DataFrame) -> pd.DataFrame:
@@ -567,6 +571,18 @@ def accuracy_cost(df: pd.DataFrame) -> pd.DataFrame:
     return _ordered(table)
 
 
+def task_scores(df: pd.DataFrame) -> pd.DataFrame:
+    """Every task score (not TASK_DIAGNOSTICS), with or without a cost beside it.
+
+    Columns: series, variant, setting, dataset, metric, score, n, checkpoint.
+    """
+    tasks = ok_values(df[(df["phase"] == "task") & ~df["metric"].isin(TASK_DIAGNOSTICS)])
+    table = pd.DataFrame({"series": tasks["series"], "variant": tasks["variant"], "setting": tasks["setting"],
+                          "dataset": tasks["dataset"], "metric": tasks["metric"], "score": tasks["value"],
+                          "n": tasks["n"], "checkpoint": tasks["checkpoint"]})
+    return _ordered(table.reset_index(drop=True))
+
+
 def accuracy_trade(table: pd.DataFrame) -> pd.DataFrame:
     """Per pair and dataset/metric: the score change and the cost factor against the transformer.
 
@@ -607,19 +623,28 @@ def _flatten(value: object, name: str = "") -> dict[str, str]:
 
 
 def environment_table(metas: dict[str, dict], results: pd.DataFrame) -> pd.DataFrame:
-    """Key/value environment of each run: its run.json without the resolved suite (that is
-    what ran, not where) and the distinct values of the results' trace columns. Index: key;
-    one column per run id.
+    """Key/value environment of each run, each fact once: its run.json without the resolved
+    suite (that is what ran, not where), its sessions only where they differ from the run's
+    environment, and the distinct values of the results' trace columns not shown already.
+    Index: key; one column per run id.
     """
     columns = {}
     for run_id in results["run_id"].unique():
-        values = _flatten({k: v for k, v in metas.get(run_id, {}).items() if k != "suite"})
+        meta = metas.get(run_id, {})
+        values = _flatten({k: v for k, v in meta.items() if k not in ("suite", "sessions")})
+        # run.json repeats the environment per session: a session's entries are kept only
+        # where they differ from the run's.
+        for i, session in enumerate(meta.get("sessions", [])):
+            own = _flatten(session, f"sessions.{i}")
+            values.update({k: v for k, v in own.items()
+                           if values.get(k.replace(f"sessions.{i}.", "", 1)) != v})
         rows = results[results["run_id"] == run_id]
+        shown = set(values.values())
         for col in TRACE_COLUMNS:
             if col in rows:
-                distinct = sorted({str(v) for v in rows[col].dropna() if str(v)})
-                if distinct:
-                    values.setdefault(f"results.{col}", ", ".join(distinct))
+                distinct = ", ".join(sorted({str(v) for v in rows[col].dropna() if str(v)}))
+                if distinct and distinct not in shown:  # e.g. the git sha, already in the environment
+                    values.setdefault(f"results.{col}", distinct)
         columns[str(run_id)] = values
     return pd.DataFrame(columns).fillna("")
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import pandas as pd
 
 from harness import provenance
-from harness.report import analysis, figures, findings, formatting, profile_figure, profiles, render, resample, tables
-from harness.report.render import Bullets, Document, Image, Paragraph, Section, Table
+from harness.report import (analysis, figures, findings, formatting, profile_figure, profiles, render, resample,
+                            resolution, tables, verdict)
+from harness.report.render import Bullets, Contents, Document, Image, Paragraph, Section, Table
 from harness.report.runs import Runs, load_runs
 
 REPORTS_ROOT = Path("reports")
@@ -60,6 +61,62 @@ def _summary(exponents, crossovers, frontier, throughput, trade) -> Section:
     return Section("Summary", [Bullets(statements)])
 
 
+def _suites(runs: Runs) -> str:
+    """'quick: CPU smoke sweep: …' per run: what each run set out to measure."""
+    described = []
+    for name, meta in zip(runs.names, runs.metas.values()):
+        suite = meta.get("suite") if isinstance(meta.get("suite"), dict) else {}
+        title = suite.get("name") or meta.get("suite_name") or name
+        description = suite.get("description", "")
+        described.append(f"{title} ({name})" + (f": {description}" if description else "")
+                         if title != name else title + (f": {description}" if description else ""))
+    return "Suite " + "; ".join(described) + "."
+
+
+def _verdict(runs: Runs, df: pd.DataFrame, crossovers: pd.DataFrame, scores: pd.DataFrame,
+             ratio_figure: figures.SavedFigure | None) -> Section:
+    points = analysis.point_status(df)
+    failed = int(points["status"].isin(analysis.FAILED_STATUSES).sum())
+    count = f"{len(points)} points" + (f", {failed} failed" if failed else ", all ran") if len(points) else ""
+    blocks: list = [Paragraph(_suites(runs) + (f" {count}." if count else ""))]
+    said = verdict.lines(df, runs.samples, crossovers, scores)
+    blocks.append(Bullets(said) if said else Paragraph(
+        "The run supports no verdict: no cost was measured for two variants at a common length, and no task "
+        "was scored."))
+    if ratio_figure is not None:
+        blocks.append(Image(ratio_figure.title, ratio_figure.png, ratio_figure.svg, ratio_figure.caption))
+    return Section("Verdict", blocks)
+
+
+def _problems(df: pd.DataFrame) -> Section:
+    """Every failure, unmeasured value and value below its meter's resolution, or a sentence saying
+    there are none."""
+    blocks = []
+    failed, unmeasured, below = tables.failures(df), tables.unmeasured(df), tables.below_resolution(df)
+    if len(failed):
+        blocks.append(Table(failed, "Failed points: status other than ok, with the error."))
+    if len(unmeasured):
+        blocks.append(Table(unmeasured, "Values that could not be measured: the row ran but its metric is NaN; "
+                                        "the reason is the one the meter gave."))
+    if len(below):
+        blocks.append(Table(below, "Values below their meter's resolution (see Meter resolution): left out of "
+                                   "the verdict, fits, ratios, crossovers and figures."))
+    if not blocks:
+        blocks.append(Paragraph("Every point ran, and every value was measured above its meter's resolution."))
+    return Section("Failures and unmeasured values", blocks)
+
+
+def _meters(df: pd.DataFrame) -> Section | None:
+    table = resolution.meters(df)
+    if table.empty:
+        return None
+    return Section("Meter resolution", [
+        Paragraph("The smallest value each meter tells apart from none, as the meter states it. A value below it "
+                  "says that the quantity is small, not how small: it is listed under failures and unmeasured "
+                  "values and left out of the verdict, fits, ratios, crossovers and figures."),
+        Table(tables.meters(table))])
+
+
 def _profiles(runs: Runs, out: Path, figure_dir: Path) -> Section | None:
     """The profiled points, linked to their summaries, and where their time goes; None without profiles."""
     rows = analysis.prepare_profiles(runs.results)
@@ -92,6 +149,10 @@ def build_report(run_dirs: list[str | Path], out_dir: str | Path | None = None,
                  fit_min_seconds: float | None = None, warn: Callable[[str], None] | None = None) -> Path:
     """Writes the report of `run_dirs` into out_dir (default: reports/<run name>); returns out_dir.
 
+    The report leads with the answer: the verdict (with the ratio figure), then every failure,
+    unmeasured value and value below a meter's resolution, then a table of contents and the
+    details (figures, long tables, environment). A mixed-environment warning precedes them all.
+
     `warn` is told, besides the report's own first section, when the runs' environments differ.
     """
     runs = load_runs(run_dirs)
@@ -109,11 +170,14 @@ def build_report(run_dirs: list[str | Path], out_dir: str | Path | None = None,
     throughput = analysis.largest_batch_ratios(df)
     accuracy = analysis.accuracy_cost(df)
     trade = analysis.accuracy_trade(accuracy)
+    scores = analysis.task_scores(df)
     saved = figures.draw_all(df, figure_dir)
+    ratio_figure = next((f for f in saved if f.name == figures.RATIO_FIGURE), None)
 
-    figure_blocks = [Image(f.title, f.png, f.svg, f.caption) for f in saved] or [
-        Paragraph("No figure applies: the run has no successful measurement of a plotted metric.")]
-    sections = [
+    figure_blocks = [Image(f.title, f.png, f.svg, f.caption) for f in saved if f is not ratio_figure] or [
+        Paragraph("No figure applies" + (" besides the verdict's" if ratio_figure else "")
+                  + ": the run has no successful measurement of a plotted metric.")]
+    details = [
         Section("Runs", [Paragraph(READING_GUIDE.format(n=resample.N_BOOT)),
                          Table(tables.runs(runs.results, runs.metas, runs.names))]),
         _summary(exponents, crossovers, frontier, throughput, trade),
@@ -128,20 +192,26 @@ def build_report(run_dirs: list[str | Path], out_dir: str | Path | None = None,
         _section("Longest audio handled", frontier, tables.frontier,
                  "Per length sweep: the longest audio a series ran before its first failure."),
         _section("Throughput at the largest batch", throughput, tables.throughput),
+        _section("Task scores", scores, tables.task_scores, "Each evaluated checkpoint's score per dataset."),
         _section("Accuracy vs cost", accuracy, tables.accuracy),
         _profiles(runs, out, figure_dir),
-        _section("Failed points", tables.failures(df), lambda t: t),
-        _section("Values that could not be measured", tables.unmeasured(df), lambda t: t,
-                 "These rows ran but their metric is NaN; the reason is the one the meter gave."),
+        _meters(df),
         Section("Environment", [Table(analysis.environment_table(runs.metas, runs.results)
                                       .reset_index(names="key"))]),
+    ]
+    details = [s for s in details if s is not None]
+    sections = [
+        _verdict(runs, df, crossovers, scores, ratio_figure),
+        _problems(df),
+        Section("Contents", [Contents([s.title for s in details])]),
+        *details,
     ]
     mixed = environment_warning(runs)
     if mixed:
         sections.insert(0, Section("Warning: mixed environments", [Paragraph(mixed)]))
         if warn is not None:
             warn(mixed)
-    doc = Document(f"lalm-bench report: {', '.join(runs.names)}", [s for s in sections if s is not None])
+    doc = Document(f"lalm-bench report: {', '.join(runs.names)}", sections)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.md").write_text(render.markdown(doc, out))
     (out / "report.html").write_text(render.html_page(doc))

@@ -31,11 +31,11 @@ def quantity_name(phase: str, metric: str) -> str:
     return name + " per token" if (phase, metric) == ("decode", "latency_ms") else name
 
 
-def _sentence(text: str) -> str:
+def sentence(text: str) -> str:
     return text[0].upper() + text[1:]
 
 
-def _headline_pairs(table: pd.DataFrame) -> pd.DataFrame:
+def headline_pairs(table: pd.DataFrame) -> pd.DataFrame:
     """Rows of the SSM-vs-transformer pair, or of every pair when the SSM LALM is absent."""
     main = analysis.RATIO_PAIRS[0][0]
     return table[table["numerator"] == main] if (table["numerator"] == main).any() else table
@@ -46,8 +46,13 @@ def _join(parts: list[str]) -> str:
 
 
 def scaling(exponents: pd.DataFrame) -> list[str]:
-    """'End-to-end latency grows as L^1.30 [1.27, 1.34] for ast+llama (60–300 s) and …'."""
+    """'End-to-end latency grows as L^1.30 [1.27, 1.34] for ast+llama (60–300 s) and …'.
+
+    Only exponents whose interval excludes 0: a slope the noise allows to be flat (a "decode
+    latency grows as L^-0.23" from jitter) is in the table, never a headline.
+    """
     sentences = []
+    exponents = exponents[(exponents["ci_low"] > 0) | (exponents["ci_high"] < 0)]
     for phase, metric in HEADLINE:
         rows = exponents[(exponents["phase"] == phase) & (exponents["metric"] == metric)]
         if rows.empty:
@@ -57,7 +62,7 @@ def scaling(exponents: pd.DataFrame) -> list[str]:
             f"({span(r.x_min, r.x_max)}{'; fixed cost still ≥10 %' if r.overhead_limited else ''})"
             for r in rows.itertuples(index=False)
         ]
-        sentences.append(_sentence(f"{quantity_name(phase, metric)} grows as {_join(parts)}."))
+        sentences.append(sentence(f"{quantity_name(phase, metric)} grows as {_join(parts)}."))
     return sentences
 
 
@@ -80,7 +85,7 @@ def frontier(table: pd.DataFrame) -> list[str]:
 def crossovers(table: pd.DataFrame) -> list[str]:
     """Where the SSM LALM becomes cheaper than the transformer, for the headline quantities."""
     sentences = []
-    table = _headline_pairs(table)
+    table = headline_pairs(table)
     for phase, metric in HEADLINE:
         for r in table[(table["phase"] == phase) & (table["metric"] == metric)].itertuples(index=False):
             what = quantity_name(phase, metric)
@@ -107,7 +112,7 @@ def throughput(table: pd.DataFrame) -> list[str]:
     """'At batch 16 (30 s audio, …), dass+mamba decodes 1.95× the tokens/s of ast+llama (920 vs 471).'"""
     verbs = {"decode": "decodes", "prefill": "prefills", "encoder": "encodes", "e2e": "processes"}
     sentences = []
-    for r in _headline_pairs(table).itertuples(index=False):
+    for r in headline_pairs(table).itertuples(index=False):
         who = f"{r.numerator} ({r.setting})" if r.setting else r.numerator
         verb = verbs.get(r.phase, f"runs {r.phase}")
         sentences.append(f"At batch {r.batch_size} ({r.fixed}), {who} {verb} at {number(r.ratio)}× the "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import os
+import re
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,7 +66,20 @@ class Image:
     caption: str
 
 
-Block = Paragraph | Bullets | Table | Image
+@dataclass(frozen=True)
+class Contents:
+    """A table of contents: links to the sections titled `titles` (see `anchor`)."""
+
+    titles: list[str]
+
+
+Block = Paragraph | Bullets | Table | Image | Contents
+
+
+def anchor(title: str) -> str:
+    """A section's link target, as GitHub makes it from a Markdown heading: lower case, punctuation
+    dropped, spaces as hyphens. The HTML page gives its headings the same ids."""
+    return re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
 
 
 @dataclass
@@ -105,6 +119,8 @@ def _md_block(block: Block, base: Path) -> str:
     if isinstance(block, Table):
         caption = f"{block.caption}\n\n" if block.caption else ""
         return caption + markdown_table(block.frame)
+    if isinstance(block, Contents):
+        return "\n".join(f"- [{title}](#{anchor(title)})" for title in block.titles)
     png, svg = block.png.relative_to(base).as_posix(), block.vector.relative_to(base).as_posix()
     return f"### {block.title}\n\n![{block.title}]({png})\n\n{block.caption} (Vector version: [{svg}]({svg}).)"
 
@@ -163,6 +179,9 @@ def _html_block(block: Block) -> str:
     if isinstance(block, Table):
         caption = f'<p class="caption">{html.escape(block.caption)}</p>' if block.caption else ""
         return caption + _html_table(block.frame)
+    if isinstance(block, Contents):
+        return "<ul>" + "".join(f'<li><a href="#{html.escape(anchor(title))}">{html.escape(title)}</a></li>'
+                                for title in block.titles) + "</ul>"
     title = html.escape(block.title)
     return (f"<h3>{title}</h3><figure><img src=\"{_data_uri(block.png)}\" alt=\"{title}\">"
             f"<figcaption>{html.escape(block.caption)}</figcaption></figure>")
@@ -172,7 +191,7 @@ def html_page(doc: Document) -> str:
     """The report as one HTML page with its images and styles inside it."""
     body = [f"<h1>{html.escape(doc.title)}</h1>"]
     for section in doc.sections:
-        body.append(f"<h2>{html.escape(section.title)}</h2>")
+        body.append(f'<h2 id="{html.escape(anchor(section.title))}">{html.escape(section.title)}</h2>')
         body += [_html_block(block) for block in section.blocks]
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

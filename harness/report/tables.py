@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.report import analysis, profiles
+from harness.report import analysis, profiles, resolution
 from harness.report.findings import quantity_name
 from harness.report.formatting import fixed, fixed_interval, interval, number, quantity, seconds, span
 from harness.report.render import Link, relative_href
@@ -13,18 +13,44 @@ from harness.report.render import Link, relative_href
 ERROR_CHARS = 120  # failure messages are cut to one readable line
 
 
+# Closed-form twins of measured metrics: one row in the exponent table holds both.
+ANALYTIC_TWINS = {"flops_analytic": "flops", "state_bytes_analytic": "state_bytes"}
+
+
 def exponents(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per series and quantity; a measured metric's closed-form twin sits beside it
+    (`analytic`), and an interval that includes 0 is said to (no measurable growth)."""
+    key = ["series", "phase", "metric"]
+    is_twin = table["metric"].isin(ANALYTIC_TWINS)
+    twins = table[is_twin].assign(metric=table.loc[is_twin, "metric"].map(ANALYTIC_TWINS))
+    fitted = set(zip(table["series"], table["phase"], table["metric"]))
+    paired = pd.Series([k in fitted for k in zip(twins["series"], twins["phase"], twins["metric"])],
+                       index=twins.index, dtype=bool)
+    # A closed form whose measured metric was not fitted keeps a row of its own.
+    rows = table[~is_twin | table.index.isin(paired.index[~paired])]
+    merged = rows.merge(twins.loc[paired, [*key, "exponent", "ci_low", "ci_high"]], on=key, how="left",
+                        suffixes=("", "_analytic"))
+    has_twin = merged["exponent_analytic"].notna()
+    flat = (merged["ci_low"] <= 0) & (merged["ci_high"] >= 0)
+    notes = [
+        "; ".join(n for n in ("fixed cost ≥10 % at every length" if limited else "",
+                              "interval includes 0: no measurable growth" if is_flat else "") if n)
+        for limited, is_flat in zip(merged["overhead_limited"], flat)
+    ]
     return pd.DataFrame({
-        "series": table["series"],
-        "quantity": [quantity_name(p, m) for p, m in zip(table["phase"], table["metric"])],
-        "exponent": table["exponent"].map(fixed),
-        "95% CI": [fixed_interval(lo, hi) for lo, hi in zip(table["ci_low"], table["ci_high"])],
-        "fit range": [span(a, b) for a, b in zip(table["x_min"], table["x_max"])],
-        "lengths": table["n_points"],
-        "CI from": table["method"],
-        "note": table["overhead_limited"].map(lambda v: "fixed cost ≥10 % at every length" if v else ""),
-        "held fixed": table["fixed"],
-    })
+        "series": merged["series"],
+        "quantity": [quantity_name(p, m) for p, m in zip(merged["phase"], merged["metric"])],
+        "exponent": merged["exponent"].map(fixed),
+        "95% CI": [fixed_interval(lo, hi) for lo, hi in zip(merged["ci_low"], merged["ci_high"])],
+        "analytic": [f"{fixed(e)} {fixed_interval(lo, hi)}" if twin else "" for e, lo, hi, twin in
+                     zip(merged["exponent_analytic"], merged["ci_low_analytic"], merged["ci_high_analytic"],
+                         has_twin)],
+        "fit range": [span(a, b) for a, b in zip(merged["x_min"], merged["x_max"])],
+        "lengths": merged["n_points"],
+        "CI from": merged["method"],
+        "note": notes,
+        "held fixed": merged["fixed"],
+    }).reset_index(drop=True)
 
 
 def crossovers(table: pd.DataFrame) -> pd.DataFrame:
@@ -97,6 +123,44 @@ def unmeasured(df: pd.DataFrame) -> pd.DataFrame:
         "phase": rows["phase"],
         "metric": rows["metric"],
         "reason": rows["note"].map(lambda n: " ".join(str(n).split())[:ERROR_CHARS] or "not given"),
+    })
+
+
+def below_resolution(df: pd.DataFrame) -> pd.DataFrame:
+    """Per phase and metric: the series with values below their meter's resolution, how many, the largest."""
+    rows = df[df["below_resolution"]]
+    table = (rows.groupby(["phase", "metric", "unit", "source"], sort=False)
+             .agg(series=("series", lambda s: ", ".join(dict.fromkeys(s))), values=("value", "size"),
+                  largest=("value", "max"))
+             .reset_index())
+    return pd.DataFrame({
+        "quantity": [quantity_name(p, m) for p, m in zip(table["phase"], table["metric"])],
+        "series": table["series"],
+        "values below": table["values"],
+        "largest": [quantity(v, u) for v, u in zip(table["largest"], table["unit"])],
+        "resolution": [quantity(resolution.RESOLUTIONS[(s, m)][0], u)
+                       for s, m, u in zip(table["source"], table["metric"], table["unit"])],
+    })
+
+
+def meters(table: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "meter": table["source"],
+        "metric": table["metric"],
+        "resolution": [quantity(v, u) for v, u in zip(table["resolution"], table["unit"])],
+        "why": table["why"],
+        "values below it": [f"{b} of {n}" for b, n in zip(table["below"], table["values"])],
+    })
+
+
+def task_scores(table: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "series": table["series"],
+        "dataset": table["dataset"],
+        "metric": table["metric"],
+        "score": table["score"].map(number),
+        "clips": table["n"],
+        "checkpoint": table["checkpoint"],
     })
 
 

@@ -1,0 +1,34 @@
+"""Whether a command may write the file or folder it was given: a one-line UserError when it cannot.
+
+Checked before any work, and nothing is created: a command that then fails leaves nothing behind.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.errors import UserError
+
+
+def _blocking_file(path: Path) -> Path | None:
+    """The first of `path` and its parents that exists and is not a folder."""
+    return next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+
+
+def check_file(path: str | Path, option: str) -> Path:
+    """`path` as a file to write: refused when it is a folder or lies under a file."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{option} {path}: is a folder, not a file")
+    blocking = _blocking_file(path.parent)
+    if blocking is not None:
+        raise UserError(f"{option} {path}: {blocking} is a file, not a folder")
+    return path
+
+
+def check_folder(path: str | Path, option: str) -> Path:
+    """`path` as a folder to write into: refused when it or one of its parents is a file."""
+    path = Path(path)
+    blocking = _blocking_file(path)
+    if blocking is not None:
+        raise UserError(f"{option} {path}: {blocking} is a file, not a folder")
+    return path
