@@ -66,10 +66,11 @@ def floor(point: Point, phase: str, ceilings: Ceilings) -> float:
 
 def fit(samples: list[tuple[float, float, float]]) -> tuple[float, float]:
     """(overhead per module, efficiency) from (modules, floor_s, measured_s) samples, least squares
-    on relative error; efficiency capped at 1 (nothing beats the floor)."""
+    on relative error; efficiency at most 1 (nothing beats the floor), and 1 when the samples
+    cannot tell it (all overhead: tiny models on a CPU)."""
     a = np.array([[m / t, f / t] for m, f, t in samples])
     (overhead, inverse), _ = nnls(a, np.ones(len(samples)))
-    return overhead, min(1.0, 1 / inverse) if inverse > 0 else math.inf
+    return overhead, 1.0 if inverse <= 1 else 1 / inverse  # unidentified (0): the floor itself
 
 
 def run_points(run_dir: Path) -> tuple[list[Measured], dict | None]:
