@@ -101,6 +101,7 @@ def dataset_conversion_note(root: Path, paths: Iterable[Path]) -> str | None:
     converted = {fmt: n for fmt, n in formats.items() if _changes(*fmt)}
     if not converted:
         return None
-    kinds = ", ".join(f"{n} at {rate} Hz with {channels} channel(s)" for (rate, channels), n in sorted(converted.items()))
+    kinds = ", ".join(f"{n} at {rate} Hz with {channels} channel(s)"
+                      for (rate, channels), n in sorted(converted.items()))
     return (f"{root}: {sum(converted.values())} of {sum(formats.values())} audio files are "
             f"converted to {SAMPLE_RATE} Hz mono ({kinds})")

@@ -23,8 +23,9 @@ from __future__ import annotations
 import sys
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
@@ -68,7 +69,8 @@ class LiveBytes(TorchDispatchMode):
             self.live -= entry[1]
             del self._refs[key]
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+    def __torch_dispatch__(self, func: Callable[..., Any], types: object, args: tuple = (),
+                           kwargs: dict | None = None) -> Any:
         out = func(*args, **(kwargs or {}))
         for tensor in tree_leaves(out):
             if not isinstance(tensor, torch.Tensor):
@@ -90,20 +92,23 @@ def _storage_keys(*tensors: torch.Tensor) -> set[int]:
     return {t.untyped_storage()._cdata for t in tensors}
 
 
-def _phase_calls(model: LALM, wave: torch.Tensor, prompt: torch.Tensor):
-    """(phase, call) in run order; each call feeds on the previous one's output."""
+def _phase_calls(model: LALM, wave: torch.Tensor, prompt: torch.Tensor) -> list[tuple[str, Callable[[], None]]]:
+    """(phase, call) in run order; each call feeds on the previous one's output.
+
+    wave (1, S) at 16 kHz and prompt (1, P) on the model's device.
+    """
     held: dict[str, object] = {}
 
-    def fbank():
+    def fbank() -> None:
         held["feats"] = model.features(wave)
 
-    def encoder():
+    def encoder() -> None:
         held["enc"] = model.encode(held.pop("feats"))
 
-    def prefill():
+    def prefill() -> None:
         held["logits"], held["cache"] = model.prefill(held.pop("enc"), prompt)
 
-    def decode():
+    def decode() -> None:
         model.decode_step(held["cache"], held["logits"].argmax(-1))
 
     return list(zip(PHASES, (fbank, encoder, prefill, decode)))

@@ -59,7 +59,8 @@ def test_truncated_wav_is_one_line_naming_what_is_missing(tmp_path, capsys):
 def test_clip_shorter_than_one_fbank_frame_names_the_file_and_the_minimum(tmp_path, capsys):
     path = write_wav(tmp_path / "click.wav", _tone(0.01))
     assert main(["generate", "ssm", str(path)]) == 2
-    assert _one_line(capsys).endswith(f"{path}: 10.0 ms of audio is too short; the fbank needs at least 25 ms (one frame)")
+    assert _one_line(capsys).endswith(
+        f"{path}: 10.0 ms of audio is too short; the fbank needs at least 25 ms (one frame)")
 
 
 def test_8_khz_stereo_is_converted_and_said_once(tmp_path, capsys):
