@@ -324,9 +324,10 @@ def _problem(err: dict, overrides: dict[str, Any]) -> str:
     """'KEY: message', or '--set FLAG: message' when a --set flag wrote the key, or created the
     unknown key (`--set foo.bar=1` makes a table `foo`)."""
     key, message = _describe(err)
-    unknown = err["type"] == "extra_forbidden"
     for flag in overrides:
-        if key == flag or key.startswith((flag + ".", flag + "[")) or unknown and flag.startswith(key + "."):
+        if key == flag or key.startswith((flag + ".", flag + "[")):
+            return f"--set {key}: {message}"
+        if err["type"] == "extra_forbidden" and flag.startswith(key + "."):
             return f"--set {flag}: {message}"
     return f"{key}: {message}" if key else message
 
