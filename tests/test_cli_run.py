@@ -80,8 +80,8 @@ def test_bad_input_from_the_shell_has_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "harness", "run", str(path)], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        f"lalm-bench run: error: {path}: grid.varient: unknown key 'varient' (did you mean 'variant'?) "
-        "(and 1 more problem)"]
+        f"lalm-bench run: error: {path}: 2 problems: grid.varient: unknown key 'varient' (did you mean 'variant'?); "
+        "grid.variant: required key is missing"]
 
 
 def test_out_folder_holding_a_run_is_refused_unless_resumed_or_overwritten(tmp_path, capsys):

@@ -12,7 +12,7 @@ from torch import nn
 from harness import schema
 from harness.cli import main
 from harness.measure.flops import count_flops
-from harness.measure.phases import PhaseInputs
+from harness.measure.chain import PhaseInputs
 from harness.profile import SUMMARY, ProfileSettings, profile_files, profile_point
 from harness.profile.module_flops import module_flops
 from harness.profile.structure import ROLES, UNATTRIBUTED, Part, component_of, kernel_of, plan
@@ -176,16 +176,19 @@ def test_a_failing_phase_is_a_row_and_the_others_still_run(tmp_path, models, mon
     assert "oom" in (tmp_path / SUMMARY).read_text()
 
 
-def test_cli_profile_writes_parquet_and_prints_the_breakdown(tmp_path, capsys):
+def test_cli_profile_writes_parquet_and_the_breakdown_and_prints_a_short_summary(tmp_path, capsys):
     out = tmp_path / "p"
-    argv = ["profile", "transformer", "--audio-seconds", str(SECONDS), "--phase", "prefill", "--repeats", "2",
-            "--prompt-tokens", "3", "-o", str(out)]
+    argv = ["profile", "transformer", "--audio-seconds", str(SECONDS), "--phase", "prefill", "--phase", "encoder",
+            "--repeats", "2", "--prompt-tokens", "3", "-o", str(out)]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "## prefill" in printed and "lm.model.lm_head" in printed and "group" not in printed.split("##")[0]
+    # A line per phase on the terminal, naming where most time went; the module tree is in the file.
+    phase_lines = [line.split()[0] for line in printed.splitlines() if line.startswith("  ")]
+    assert phase_lines == ["encoder", "prefill"] and "most time: lm/" in printed and str(out / SUMMARY) in printed
+    assert "lm.model.lm_head" not in printed and "lm.model.lm_head" in (out / SUMMARY).read_text()
     table = pd.read_parquet(out / "profile.parquet")
     schema.validate(table)
-    assert set(table["variant"]) == {"ast+llama"} and set(table["phase"]) == {"prefill"}
+    assert set(table["variant"]) == {"ast+llama"} and set(table["phase"]) == {"encoder", "prefill"}
     assert (table["prompt_tokens"] == 3).all() and table["point_id"].str.len().eq(16).all()
 
 
@@ -195,6 +198,7 @@ def test_cli_profile_writes_parquet_and_prints_the_breakdown(tmp_path, capsys):
     (["profile", "ssm", "--batch-size", "0"], "--batch-size must be at least 1"),
     (["profile", "ssm", "--size", "huge"], "unknown size"),
     (["profile", "ssm", "--dtype", "float8"], "--dtype 'float8'"),
+    (["profile", "ssm", "--threads", "-2"], "--threads must be >= 0"),
 ])
 def test_cli_profile_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
     out = tmp_path / "never"

@@ -6,6 +6,8 @@ import signal
 import sys
 from pathlib import Path
 
+from harness.threads import add_threads_argument, check_threads
+
 NAME = "run"
 HELP = "run a benchmark suite (a name from suites/ or a TOML path); failed points become rows"
 
@@ -23,12 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", action="store_true",
                         help="also profile each point (same as --set measure.profile=true); files under artifacts/")
     parser.add_argument("--quiet", action="store_true", help="no progress display, only the summary")
+    add_threads_argument(parser, suite_setting="run.threads")
 
 
 def _flag_overrides(args: argparse.Namespace) -> list[str]:
     flags = [("run.device", args.device), ("run.executor", args.executor), ("run.address", args.address)]
     profile = ["measure.profile=true"] if args.profile else []
-    return list(args.overrides) + [f'{key}="{value}"' for key, value in flags if value is not None] + profile
+    threads = [] if args.threads is None else [f"run.threads={check_threads(args.threads)}"]
+    return list(args.overrides) + [f'{key}="{value}"' for key, value in flags if value is not None] + profile + threads
 
 
 def run(args: argparse.Namespace) -> int:

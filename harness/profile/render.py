@@ -7,7 +7,7 @@ import pandas as pd
 
 from harness.profile.phase import PhaseProfile
 from harness.profile.structure import ROLE_HELP
-from harness.profile.tables import group_frame, module_frame
+from harness.profile.tables import GROUP_PREFIX, group_frame, module_frame
 
 TOP_OPERATORS = 15
 
@@ -130,7 +130,6 @@ def phase_text(profile: PhaseProfile, title: str) -> str:
     ])
 
 
-GROUP_PREFIX = "group:"
 TOP_GROUPS = 3
 
 

@@ -14,7 +14,9 @@ from harness.points import Point, identity
 from harness.schema import METRIC_UNITS
 from harness.suite import validate_suite
 from harness.tasks.evaluate import Evaluation
+from harness.threads import DEFAULT_THREADS
 from models.lalm import LALM
+
 
 def task_point(lalm: LALM, evaluation: Evaluation) -> Point:
     return Point(
@@ -44,14 +46,16 @@ def task_rows(lalm: LALM, evaluation: Evaluation, checkpoint: str, run_id: str, 
     return rows
 
 
-def ensure_run(run_dir: Path, variant: str, size: str, audio_seconds: float) -> tuple[str, str]:
+def ensure_run(run_dir: Path, variant: str, size: str, audio_seconds: float,
+               threads: int = DEFAULT_THREADS) -> tuple[str, str]:
     """(run id, suite name) of the run in `run_dir`; a folder holding no run gets a new one
-    (suite "task") for this point."""
+    (suite "task") for this point, recording the `threads` the evaluation ran on."""
     if (run_dir / store.RUN_META).exists():
         meta = store.read_meta(run_dir)
         return meta["run_id"], meta["suite_name"]
     suite = validate_suite({"name": "task", "description": "task accuracy of trained checkpoints",
-                            "grid": {"variant": [variant], "size": [size], "audio_seconds": [audio_seconds]}},
+                            "grid": {"variant": [variant], "size": [size], "audio_seconds": [audio_seconds]},
+                            "run": {"threads": threads}},
                            "lalm-bench eval")
     # The folder may hold the checkpoint being evaluated: the run is added beside it, nothing deleted.
     run_id = store.create_run(run_dir, suite.model_dump(mode="json"), "lalm-bench eval", overwrite=True)

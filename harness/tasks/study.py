@@ -19,6 +19,7 @@ from harness.tasks.evaluate import EvalOptions, Evaluation, evaluate
 from harness.tasks.rows import ensure_run, task_rows
 from harness.tasks.synth_kws import SynthConfig, generate
 from harness.tasks.train_run import TrainJob, already_trained, run_training
+from harness.threads import DEFAULT_THREADS
 from models.tokenizer import ByteTokenizer
 from models.train import Recipe, StepLog, load_checkpoint, prompt_ids
 
@@ -36,6 +37,7 @@ class Study:
     eval_batch_size: int = 16
     device: str = "cpu"
     measure_cost: bool = True
+    threads: int = DEFAULT_THREADS  # torch CPU threads of the training, evaluation and cost sweep alike
 
     def checkpoint(self, variant: str) -> Path:
         return self.out / "checkpoints" / variant.replace("+", "_")
@@ -54,7 +56,8 @@ def _cost(study: Study, prompt_tokens: int, new_tokens: int, device: str) -> Non
         run_suite(None, out=study.out, resume=True)
         return
     settings = {"grid.variant": list(study.variants), "grid.size": [study.size],
-                "measure.prompt_tokens": prompt_tokens, "measure.new_tokens": new_tokens, "run.device": device}
+                "measure.prompt_tokens": prompt_tokens, "measure.new_tokens": new_tokens, "run.device": device,
+                "run.threads": study.threads}
     # The folder already holds the checkpoints: the run is added beside them (nothing is deleted).
     run_suite(SUITE, out=study.out, overrides=settings, overwrite=True)
 
@@ -81,7 +84,7 @@ def run_study(study: Study, say: Callable[[str], None] = print,
     if study.measure_cost:
         _cost(study, prompt_tokens, new_tokens, study.device)
         say(f"cost: measured with suite {SUITE!r} into {study.out}")
-    run_id, suite = ensure_run(study.out, study.variants[0], study.size, test.clip_seconds)
+    run_id, suite = ensure_run(study.out, study.variants[0], study.size, test.clip_seconds, study.threads)
     outcomes = []
     for variant, checkpoint in trained.items():
         evaluation = evaluate(checkpoint, test, EvalOptions(batch_size=study.eval_batch_size))
