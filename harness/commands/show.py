@@ -4,10 +4,10 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from harness.schema import PHASES, STATUSES
+if TYPE_CHECKING:  # pandas at run time only: `lalm-bench --help` lists this command without it
+    import pandas as pd
 
 NAME = "show"
 HELP = "print a run's results as a table: one line per point, one column per metric of a phase"
@@ -42,6 +42,7 @@ def summary_table(results: pd.DataFrame):
     from rich.table import Table
 
     from harness.runner import summarize
+    from harness.schema import STATUSES
 
     table = Table(title="summary")
     if results.empty:
@@ -102,6 +103,7 @@ def console():
 
 def run(args: argparse.Namespace) -> int:
     from harness.errors import UserError
+    from harness.schema import PHASES
     from harness.store import load_run
 
     run = load_run(args.run_dir)
