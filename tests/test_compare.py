@@ -200,3 +200,16 @@ def test_runs_without_common_points_are_a_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "share no measured point" in err and len(err.strip().splitlines()) == 1
     assert main(["compare", str(a), str(tmp_path / "missing")]) == 2
+
+
+def test_values_below_the_meters_resolution_are_not_compared(runs):
+    a, b = (store.load_run(r) for r in runs)
+    tiny = {"source": "proc.VmHWM", "value": 4096.0}
+    memory = (a.results["metric"] == "peak_mem_bytes")
+    results_a = a.results.assign(**{k: a.results[k].where(~memory, v) for k, v in tiny.items()})
+    results_b = b.results.assign(**{k: b.results[k].where(~memory, v * 3 if k == "value" else v)
+                                    for k, v in tiny.items()})
+    table, _ = comparison.compare(results_a, a.samples, results_b, b.samples)
+    rows = table[table["metric"] == "peak_mem_bytes"]
+    assert len(rows) and (rows["verdict"] == "below resolution").all()
+    assert rows["reading"].str.fullmatch(r"both below the meter's resolution \(32\.0 MiB\)").all()

@@ -11,7 +11,7 @@ NAME = "compare"
 HELP = ("Compare two runs point by point: B/A ratios, and a verdict only where the raw samples show a change "
         "that is both significant (Mann-Whitney U) and material (--min-effect).")
 VERDICT_STYLES = {"better": "green", "worse": "red", "higher": "bold", "lower": "bold", "within noise": "dim",
-                  "too few samples": "yellow", "no samples": "yellow"}
+                  "too few samples": "yellow", "no samples": "yellow", "below resolution": "dim"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

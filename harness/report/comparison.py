@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from harness import significance
-from harness.report import analysis, palette, resample
+from harness.report import analysis, palette, resample, resolution
 from harness.report.formatting import metric_name, number, quantity, seconds
 
 BASE_KEY = ["variant", "encoder", "lm", "size", "device", "dtype", "batch_size", "audio_seconds",
@@ -89,9 +89,11 @@ def change_text(metric: str, ratio: float) -> str:
     return f"×{number(ratio if up else 1 / ratio)} {words[0] if up else words[1]}"
 
 
-def reading(metric: str, verdict_: str, ratio: float, n_a: int, n_b: int) -> str:
+def reading(metric: str, verdict_: str, ratio: float, n_a: int, n_b: int, floor: float, unit: str) -> str:
     """The verdict as a phrase: 'worse: ×4.61 slower', 'too few samples (3 vs 3) to decide; ×4.61 slower'."""
     change = change_text(metric, ratio)
+    if verdict_ == "below resolution":
+        return f"both below the meter's resolution ({quantity(floor, unit)})"
     if verdict_ in DECIDED:
         return f"{verdict_}: {change}" if verdict_ in ("better", "worse") else change
     if verdict_ == "within noise":
@@ -104,8 +106,9 @@ def reading(metric: str, verdict_: str, ratio: float, n_a: int, n_b: int) -> str
 
 
 def _compare_row(metric: str, value_a: float, value_b: float, status_a: str, status_b: str,
-                 samples_a: np.ndarray, samples_b: np.ndarray, limits: significance.Thresholds,
+                 samples_a: np.ndarray, samples_b: np.ndarray, floor: float, limits: significance.Thresholds,
                  rng: np.random.Generator) -> dict:
+    """One matched row's statistics and verdict; `floor` is the meters' resolution (nan: none stated)."""
     samples_a, samples_b = samples_a[np.isfinite(samples_a)], samples_b[np.isfinite(samples_b)]
     stats = {"ratio": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan,
              "n_a": len(samples_a), "n_b": len(samples_b)}
@@ -115,6 +118,8 @@ def _compare_row(metric: str, value_a: float, value_b: float, status_a: str, sta
         return {**stats, "verdict": "not measured"}
     if value_a == value_b:
         return {**stats, "ratio": 1.0, "verdict": "same"}
+    if max(value_a, value_b) < floor:  # both say "small", neither how small (harness.report.resolution)
+        return {**stats, "verdict": "below resolution"}
     if value_a == 0:
         return {**stats, "verdict": "no ratio (A is 0)"}
     stats["ratio"] = value_b / value_a
@@ -163,8 +168,9 @@ def compare(results_a: pd.DataFrame, samples_a: pd.DataFrame, results_b: pd.Data
     a, b = (r.assign(variant=r["variant"].map(palette.canonical)) for r in (results_a, results_b))
     key = match_key(a, b)
     a, b = a.drop_duplicates(key, keep="last"), b.drop_duplicates(key, keep="last")
-    a, b = a.assign(samples=_samples(a, samples_a)), b.assign(samples=_samples(b, samples_b))
-    keep = [*key, "unit", "value", "status", "samples"]
+    a = a.assign(samples=_samples(a, samples_a), resolution=resolution.of(a))
+    b = b.assign(samples=_samples(b, samples_b), resolution=resolution.of(b))
+    keep = [*key, "unit", "value", "status", "samples", "resolution"]
     merged = a[keep].merge(b[keep], on=key, how="outer", suffixes=("_a", "_b"), indicator=True)
     counts = {"matched": int((merged["_merge"] == "both").sum()),
               "only_a": int((merged["_merge"] == "left_only").sum()),
@@ -173,13 +179,14 @@ def compare(results_a: pd.DataFrame, samples_a: pd.DataFrame, results_b: pd.Data
     both = merged[merged["_merge"] == "both"]
     rows = [
         _compare_row(r["metric"], float(r["value_a"]), float(r["value_b"]), r["status_a"], r["status_b"],
-                     r["samples_a"], r["samples_b"], limits, rng)
+                     r["samples_a"], r["samples_b"], np.fmax(r["resolution_a"], r["resolution_b"]), limits, rng)
         for _, r in both.iterrows()
     ]
     stats = pd.DataFrame(rows, index=both.index,
                          columns=["ratio", "ci_low", "ci_high", "p_value", "n_a", "n_b", "verdict"])
-    stats["reading"] = [reading(m, v, r, na, nb) for m, v, r, na, nb in
-                        zip(both["metric"], stats["verdict"], stats["ratio"], stats["n_a"], stats["n_b"])]
+    floors = np.fmax(both["resolution_a"], both["resolution_b"])
+    stats["reading"] = [reading(*row) for row in zip(both["metric"], stats["verdict"], stats["ratio"], stats["n_a"],
+                                                     stats["n_b"], floors, both["unit_a"])]
     table = pd.concat([both[key].assign(unit=both["unit_a"], value_a=both["value_a"], value_b=both["value_b"],
                                         status_a=both["status_a"], status_b=both["status_b"]), stats], axis=1)
     rank = {v: i for i, v in enumerate(palette.variant_order(table["variant"]))}
