@@ -1,0 +1,63 @@
+"""One --threads setting: applied by every model command, recorded with what it produced."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from harness import store
+from harness.cli import build_parser
+from harness.errors import UserError
+from harness.suite import load_suite
+from harness.tasks import study
+from harness.tasks.rows import ensure_run
+from harness.threads import DEFAULT_THREADS, apply_threads, check_threads
+
+# Each model command with its required arguments.
+MODEL_COMMANDS = {
+    "run": ["quick"], "profile": ["ssm"], "accuracy": ["--out", "o"], "train": ["--variant", "ssm", "--data", "d",
+    "--out", "o"], "eval": ["ckpt", "--data", "d"], "generate": ["ssm", "a.wav"], "gate": [],
+}
+
+
+@pytest.fixture
+def torch_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("command", MODEL_COMMANDS)
+def test_every_model_command_takes_threads(command):
+    argv = [command, *MODEL_COMMANDS[command]]
+    default = build_parser(command).parse_args(argv).threads
+    assert default == (None if command == "run" else DEFAULT_THREADS)  # run: the suite's run.threads
+    assert build_parser(command).parse_args([*argv, "--threads", "3"]).threads == 3
+
+
+def test_applying_sets_torch_and_returns_what_torch_uses(torch_threads):
+    assert apply_threads(2) == torch.get_num_threads() == 2
+    assert apply_threads(0) == 2  # 0 leaves torch's own setting
+    with pytest.raises(UserError, match="--threads must be >= 0"):
+        check_threads(-1)
+
+
+def test_a_suite_runs_on_the_default_unless_it_says_otherwise(tmp_path):
+    assert load_suite("scaling-length")[0].run.threads == DEFAULT_THREADS
+    assert load_suite("quick", ["run.threads=4"])[0].run.threads == 4
+
+
+def test_the_accuracy_sweep_runs_on_the_studys_threads(tmp_path, monkeypatch):
+    asked = {}
+    monkeypatch.setattr(study, "run_suite", lambda suite, out, overrides, overwrite: asked.update(overrides))
+    config = study.Study(out=tmp_path, data=tmp_path, variants=("ast+llama",), size="tiny", recipe=None, synth=None,
+                         threads=3)
+    study._cost(config, prompt_tokens=4, new_tokens=2, device="cpu")
+    assert asked["run.threads"] == 3
+
+
+def test_an_evaluations_run_records_its_threads(tmp_path):
+    ensure_run(tmp_path / "run", "ast+llama", "tiny", 1.0, threads=3)
+    meta = json.loads((tmp_path / "run" / store.RUN_META).read_text())
+    assert meta["suite"]["run"]["threads"] == 3
