@@ -94,3 +94,16 @@ def test_a_point_that_timed_out_keeps_its_flops_and_bytes_and_its_status():
     found = results[results["status"] == "ok"].groupby("phase")["metric"].apply(set)
     assert found["encoder"] >= {"flops", "flops_analytic", "bytes_moved"}
     assert found["decode"] >= {"flops", "flops_analytic", "bytes_moved"}
+
+
+def test_the_report_section_says_what_binds_each_phase_and_needs_recorded_ceilings(tmp_path):
+    from harness.report.roofline_figure import findings, phases, section
+    from harness.report.runs import Runs
+
+    results = pd.concat([rows(10.0, 1e8, 1e8), rows(10.0, 1e3, 1e3).assign(point_id="q")], ignore_index=True)
+    runs = Runs(results, pd.DataFrame(), {"r": {"sessions": [{"ceilings": CEILINGS.as_dict()}]}}, ["r"])
+    table, _ = phases(runs)
+    assert sorted(table["bound"]) == ["bandwidth", "overhead"]
+    assert any("50 %" in line and "bandwidth-bound" in line for line in findings(table[table["point_id"] == "p"]))
+    assert section(runs, tmp_path) is not None and (tmp_path / "roofline.png").exists()
+    assert section(Runs(results, pd.DataFrame(), {"r": {"sessions": [{}]}}, ["r"]), tmp_path) is None

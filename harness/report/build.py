@@ -8,7 +8,7 @@ import pandas as pd
 
 from harness import provenance
 from harness.report import (analysis, figures, findings, formatting, profile_figure, profiles, render, resample,
-                            resolution, tables, verdict)
+                            resolution, roofline_figure, tables, verdict)
 from harness.report.render import Bullets, Contents, Document, Image, Paragraph, Section, Table
 from harness.report.runs import Runs, load_runs
 
@@ -158,7 +158,7 @@ def build_report(run_dirs: list[str | Path], out_dir: str | Path | None = None,
     runs = load_runs(run_dirs)
     out = Path(out_dir) if out_dir is not None else default_out_dir(run_dirs)
     figure_dir = out / "figures"
-    for name in [*figures.FIGURES, profile_figure.NAME]:  # a figure that no longer applies must not linger
+    for name in [*figures.FIGURES, profile_figure.NAME, roofline_figure.NAME]:  # a figure that no longer applies must not linger
         for suffix in (".png", ".svg"):
             (figure_dir / f"{name}{suffix}").unlink(missing_ok=True)
 
@@ -194,6 +194,7 @@ def build_report(run_dirs: list[str | Path], out_dir: str | Path | None = None,
         _section("Throughput at the largest batch", throughput, tables.throughput),
         _section("Task scores", scores, tables.task_scores, "Each evaluated checkpoint's score per dataset."),
         _section("Accuracy vs cost", accuracy, tables.accuracy),
+        roofline_figure.section(runs, figure_dir),
         _profiles(runs, out, figure_dir),
         _meters(df),
         Section("Environment", [Table(analysis.environment_table(runs.metas, runs.results)
