@@ -1,4 +1,4 @@
-"""What a failure is: the one place that turns an exception into a status.
+"""What a failure is: the one place that turns an exception into a status (and a line).
 
 The meters (a phase that raises), the train step, the profiler and the executors (a workload
 that raises) all classify through `classify`, so an out-of-memory is `oom` wherever it happens
@@ -18,3 +18,9 @@ def classify(exc: BaseException) -> str:
         return "oom"
     text = str(exc).lower()
     return "oom" if any(marker in text for marker in OOM_MARKERS) else "error"
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a failed phase's row: the exception type and the first line of its message."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

@@ -33,7 +33,7 @@ from harness.errors import UserError
 from harness.points import POINT_FIELDS, Point
 from harness.schema import DTYPES, MODES, PHASES, STATUSES
 from harness.threads import DEFAULT_THREADS
-from harness.train_cost.settings import TrainSettings
+from harness.train_settings import TrainSettings
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
 DEVICES = ("auto", "cpu", "cuda")

@@ -15,7 +15,8 @@ import torch
 
 from harness.measure.flops import measure_flops
 from harness.measure.measurement import Measurement
-from harness.measure.phases import PHASE_ORDER, PhaseInputs, PhaseSettings, context_length, run_phases
+from harness.measure.chain import PHASE_ORDER, PhaseInputs, context_length, inputs_for
+from harness.measure.phases import PhaseSettings, run_phases
 from harness.measure.timing import TimerSettings
 from harness.points import Point, PointResult
 from harness.roofline import bytes_moved_rows
@@ -24,9 +25,6 @@ from harness.train_cost.workload import measure_train_step, search_max_batch
 from models import LALM, build
 from models.analytic import state_bytes as analytic_state_bytes
 from models.audio import SAMPLE_RATE
-
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
 
 def phase_settings(point: Point, settings: Measure) -> PhaseSettings:
     """The suite's measure settings in the meters' terms."""
@@ -37,15 +35,6 @@ def phase_settings(point: Point, settings: Measure) -> PhaseSettings:
                          memory="memory" in settings.meters, energy="energy" in settings.meters)
 
 
-def inputs_for(point: Point, vocab_size: int, seed: int, device: torch.device) -> PhaseInputs:
-    """Random audio in [-1, 1] and random prompt ids, seeded: (B, S) and (B, P) on `device`."""
-    gen = torch.Generator().manual_seed(seed)
-    samples = round(point.audio_seconds * SAMPLE_RATE)
-    wave = torch.rand(point.batch_size, samples, generator=gen) * 2 - 1
-    prompt = torch.randint(0, vocab_size, (point.batch_size, point.prompt_tokens), generator=gen)
-    return PhaseInputs(wave.to(device), prompt.to(device), point.new_tokens)
-
-
 def measure_point(point: Point, settings: Measure) -> PointResult:
     """Measure one point: every requested phase under the requested meters."""
     device = torch.device(point.device)
@@ -53,7 +42,7 @@ def measure_point(point: Point, settings: Measure) -> PointResult:
     # Before this process puts a model on the device: the search's tries need its memory.
     max_batch = search_max_batch(point, settings) if training else []
     started = time.perf_counter()
-    lalm = build(point.variant, point.size, device=device, dtype=DTYPES[point.dtype],
+    lalm = build(point.variant, point.size, device=device, dtype=getattr(torch, point.dtype),
                  scan_backend=point.scan_backend, seed=settings.seed)
     built = Measurement("build_ms", (time.perf_counter() - started) * 1e3, "ms", source="time.perf_counter")
     inputs = inputs_for(point, lalm.lm.vocab_size, settings.seed, device)
@@ -110,7 +99,7 @@ def count_flops_on_meta(point: Point, settings: Measure, phases: tuple[str, ...]
     On the meta device only shapes flow: the count takes well under a second at any size and
     cannot run out of memory, so a point whose real run fails still gets its FLOPs.
     """
-    meta = build(point.variant, point.size, device="meta", dtype=DTYPES[point.dtype],
+    meta = build(point.variant, point.size, device="meta", dtype=getattr(torch, point.dtype),
                  scan_backend=point.scan_backend, seed=settings.seed)
     wave = torch.zeros(point.batch_size, round(point.audio_seconds * SAMPLE_RATE), device="meta")
     prompt = torch.zeros(point.batch_size, point.prompt_tokens, dtype=torch.long, device="meta")
@@ -120,7 +109,7 @@ def count_flops_on_meta(point: Point, settings: Measure, phases: tuple[str, ...]
 def state_bytes_analytic(lalm: LALM, point: Point, inputs: PhaseInputs) -> Measurement:
     """The closed-form size of the prefill's cache, next to the measured `state_bytes`."""
     context = context_length(lalm, inputs)
-    value = analytic_state_bytes(lalm.spec, point.batch_size, context, DTYPES[point.dtype])
+    value = analytic_state_bytes(lalm.spec, point.batch_size, context, getattr(torch, point.dtype))
     return Measurement("state_bytes_analytic", float(value), "B", source="models.analytic.state_bytes",
                        note=f"closed form after {context} positions")
 

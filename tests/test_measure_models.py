@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from harness.measure.cuda_graph import GraphedDecode, StaticDecode, hf_causal_lm, recurrent_state_tensors
-from harness.measure.phases import PHASE_ORDER, PhaseInputs, PhaseSettings, context_length, run_phases
+from harness.measure.chain import PHASE_ORDER, PhaseInputs, context_length
+from harness.measure.phases import PhaseSettings, run_phases
 from models.state import state_bytes
 from harness.measure.timing import TimerSettings
 from models import VARIANTS, build

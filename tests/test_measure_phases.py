@@ -10,8 +10,9 @@ import torch
 from harness import schema
 from harness.errors import UserError
 from harness.measure import phases
+from harness.measure.chain import PHASE_ORDER, PhaseInputs
 from harness.measure.measurement import Measurement
-from harness.measure.phases import PHASE_ORDER, PhaseInputs, PhaseSettings, PhaseWork, derived, run_phases
+from harness.measure.phases import PhaseSettings, PhaseWork, derived, run_phases
 from harness.measure.timing import TimerSettings
 from models.state import tensor_bytes
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from harness.measure.phases import PhaseInputs
+from harness.measure.chain import PhaseInputs
 from harness.profile import ProfileSettings, profile_point
 from harness.profile.attribution import DEVICE_IDLE
 from harness.profile.cuda_memory import OOM_SNAPSHOT, SNAPSHOT

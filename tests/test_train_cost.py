@@ -8,13 +8,13 @@ import pytest
 
 from harness.errors import UserError
 from harness.measure.timing import TimerSettings
-from harness.measure.train_step import TrainInputs, TrainStepSettings, count_step_flops, run_train_step
+from harness.train_cost.step import TrainInputs, TrainStepSettings, count_step_flops, run_train_step
 from harness.points import Point
 from harness.schema import METRIC_UNITS
 from harness.suite import Measure, expand, load_suite
 from harness.train_cost.analytic import train_step_costs, train_step_flops
 from harness.train_cost.max_batch import SearchResult, max_batch_measurement, search
-from harness.train_cost.settings import TrainSettings
+from harness.train_settings import TrainSettings
 from harness.workload import measure_point
 from models import VARIANTS, build, spec_for
 from models.finetune import STAGES, TrainStep, random_batch, train_step_for

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from harness.measure.timing import TimerSettings
-from harness.measure.train_step import TrainInputs, TrainStepSettings, run_train_step
+from harness.train_cost.step import TrainInputs, TrainStepSettings, run_train_step
 from harness.points import Point
 from harness.suite import Measure
 from harness.train_cost.max_batch import cuda_index, find_max_batch, max_batch_measurement
-from harness.train_cost.settings import TrainSettings
+from harness.train_settings import TrainSettings
 from models import build
 
 LIMIT = 64

@@ -189,22 +189,26 @@ MODEL_PROMPT_TOKENS = 8
 
 
 def _model_inputs(variant: str, device: torch.device):
-    """A tiny LALM and its inputs: wave (1, 16000) and prompt ids (1, 8)."""
+    """A tiny LALM and its phase inputs: wave (1, 16000) and prompt ids (1, 8)."""
+    from harness.measure.chain import PhaseInputs
     from models import build
 
     model = build(variant, "tiny", device=device)
     gen = _generator(device)
     wave = _randn(1, MODEL_AUDIO_SAMPLES, device=device, gen=gen, scale=0.1)
     ids = torch.randint(0, model.lm.vocab_size, (1, MODEL_PROMPT_TOKENS), generator=gen, device=device)
-    return model, wave, ids
+    return model, PhaseInputs(wave, ids, new_tokens=1)
 
 
 def _lalm_forward(variant: str) -> Callable[[torch.device], KernelFn]:
-    """Waveform -> fbank -> encoder -> projector + LM prefill: next-token logits of a tiny LALM."""
+    """Waveform -> fbank -> encoder -> projector + LM prefill: next-token logits of a tiny LALM.
+    Each call runs the whole phase chain afresh (a new chain holds no phase's output)."""
 
     def setup(device: torch.device) -> KernelFn:
-        model, wave, ids = _model_inputs(variant, device)
-        return _inference(lambda: model.prefill(model.encode(model.features(wave)), ids)[0])
+        from harness.measure.chain import PhaseChain
+
+        model, inputs = _model_inputs(variant, device)
+        return _inference(lambda: PhaseChain(model, inputs).output("prefill")[0])
 
     return setup
 
@@ -217,14 +221,17 @@ def _decode_step(variant: str) -> Callable[[torch.device], KernelFn]:
     """
 
     def setup(device: torch.device) -> KernelFn:
-        model, wave, ids = _model_inputs(variant, device)
+        from harness.measure.chain import PhaseChain
+
+        model, inputs = _model_inputs(variant, device)
+        chain = PhaseChain(model, inputs)
         with torch.inference_mode():
-            logits, cache = model.prefill(model.encode(model.features(wave)), ids)
-        token = logits.argmax(-1)
+            _, cache = chain.prefilled()
+            decode = chain.call("decode")  # steps the prefill's own cache, cropped back below
         grows = model.lm.family.attention  # a KV cache; an SSM's conv + SSM state is fixed-size
 
         def step() -> object:
-            out, _ = model.decode_step(cache, token)
+            out, _ = decode()
             if grows:
                 cache.crop(-1)  # negative: drop the last position (old and new transformers alike)
             return out

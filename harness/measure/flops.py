@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.utils.flop_counter as flop_counter
@@ -48,6 +48,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode, register_flop_formula, sdpa_backward_flop_count, sdpa_flop_count
 from torch.utils.module_tracker import ModuleTracker
 
+from harness.measure.chain import PhaseChain, PhaseInputs
 from harness.measure.measurement import Measurement
 from models import analytic
 from models.audio import SAMPLE_RATE
@@ -300,44 +301,15 @@ def _not_counted(phase: str, exc: Exception, costs: analytic.Costs) -> list[Meas
             Measurement.nan("flop_coverage", "1", reason, f"{COUNTER_SOURCE} / {ANALYTIC_SOURCE}")]
 
 
-@dataclass
-class _PhaseCalls:
-    """Each phase's call on real inputs, each input computed by the phase before it (once)."""
-
-    lalm: LALM
-    wave: torch.Tensor
-    prompt_ids: torch.Tensor
-    new_tokens: int
-    outputs: dict[str, object] = field(default_factory=dict)
-
-    def call(self, phase: str) -> Callable[[], object]:
-        lalm = self.lalm
-        if phase == "fbank":
-            return lambda: lalm.features(self.wave)
-        if phase == "encoder":
-            feats = self.output("fbank")
-            return lambda: lalm.encode(feats)
-        if phase == "prefill":
-            enc = self.output("encoder")
-            return lambda: lalm.prefill(enc, self.prompt_ids)
-        if phase == "decode":
-            logits, cache = self.output("prefill")
-            return lambda: lalm.decode_step(cache, logits.argmax(-1))
-        return lambda: lalm.generate(self.wave, self.prompt_ids, self.new_tokens)
-
-    def output(self, phase: str) -> object:
-        if phase not in self.outputs:
-            with torch.inference_mode():
-                self.outputs[phase] = self.call(phase)()
-        return self.outputs[phase]
-
-    def count(self, phase: str) -> FlopCount:
-        call = self.call(phase)
-        with torch.inference_mode(), FlopCounter() as counter:
+def count_phase(chain: PhaseChain, phase: str) -> FlopCount:
+    """What one call of `phase` counts, its inputs computed (uncounted) by the chain; the call's
+    output is kept as the next phase's input."""
+    with torch.inference_mode():
+        call = chain.call(phase)
+        with FlopCounter() as counter:
             out = call()
-        if phase != "decode":  # a decode step mutates the cache: never reuse it
-            self.outputs.setdefault(phase, out)
-        return counter.result
+    chain.keep(phase, out)
+    return counter.result
 
 
 def measure_flops(
@@ -353,13 +325,13 @@ def measure_flops(
     nothing is computed and only shapes flow (fast, any model size). The decode step is the first
     after the prefill (context = audio + prompt tokens); e2e is `generate` of `new_tokens`.
     """
-    calls = _PhaseCalls(lalm, wave, prompt_ids, new_tokens)
+    chain = PhaseChain(lalm, PhaseInputs(wave, prompt_ids, new_tokens))
     batch, audio_seconds = wave.shape[0], wave.shape[1] / SAMPLE_RATE
     results = {}
     for phase in phases:
         costs = analytic.phase_flops(lalm.spec, phase, batch, audio_seconds, prompt_ids.shape[1], new_tokens=new_tokens)
         try:
-            count = calls.count(phase)
+            count = count_phase(chain, phase)
         except Exception as exc:  # a phase that cannot run has no count; its formula still holds
             results[phase] = _not_counted(phase, exc, costs)
             continue
@@ -486,13 +458,16 @@ def phase_breakdown(lalm: LALM, phase: str, wave: torch.Tensor, prompt_ids: torc
     The decode step takes a cache object, which jit tracing cannot take as an input: it gives NaN
     with that reason, as does any phase whose model code does not trace.
     """
-    calls = _PhaseCalls(lalm, wave, prompt_ids, new_tokens=1)
+    chain = PhaseChain(lalm, PhaseInputs(wave, prompt_ids, new_tokens=1))
     if phase == "fbank":
         return module_breakdown(lalm.frontend, (wave,))
     if phase == "encoder":
-        return module_breakdown(lalm.encoder, (calls.output("fbank"),))
+        with torch.inference_mode():
+            feats = chain.output("fbank")
+        return module_breakdown(lalm.encoder, (feats,))
     if phase == "prefill":
-        enc = calls.output("encoder")
+        with torch.inference_mode():
+            enc = chain.output("encoder")
         return module_breakdown(_PrefillLogits(lalm, enc.num_tokens), (enc.hidden, prompt_ids))
     return ModuleBreakdown(math.nan, {}, {}, note=f"no fvcore breakdown for the {phase} phase: "
                                                   "its input is a cache object, which jit tracing cannot take")

@@ -27,7 +27,6 @@ message; later phases that need its output say so. Nothing here raises for a fai
 from __future__ import annotations
 
 import copy
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,41 +34,15 @@ from dataclasses import dataclass, field
 import torch
 
 from harness.errors import UserError
-from harness.failure import classify
+from harness.failure import classify, describe
+from harness.measure.chain import PHASE_ORDER, PhaseChain, PhaseFailed, PhaseInputs, context_length
 from harness.measure.cuda_graph import GraphedDecode, StaticDecode, hf_causal_lm
 from harness.measure.energy import device_energy, joules_per_audio_second, joules_per_token
 from harness.measure.measurement import Measurement
 from harness.measure.memory import memory_meter
 from harness.measure.timing import Timer, TimerSettings
-
-PHASE_ORDER = ("fbank", "encoder", "prefill", "decode", "e2e")
-MODES = ("eager", "compile", "cuda_graph")
-
-
-@dataclass(frozen=True)
-class PhaseInputs:
-    """wave: (B, S) float32 at `sample_rate`, on the model's device. prompt_ids: (B, P) int64."""
-
-    wave: torch.Tensor
-    prompt_ids: torch.Tensor
-    new_tokens: int
-    sample_rate: int = 16_000
-
-    def __post_init__(self) -> None:
-        if self.wave.ndim != 2 or self.prompt_ids.ndim != 2 or self.wave.shape[0] != self.prompt_ids.shape[0]:
-            raise UserError(f"phase inputs: wave {tuple(self.wave.shape)} and prompt_ids "
-                            f"{tuple(self.prompt_ids.shape)} must be (B, S) and (B, P) with the same B")
-        if self.new_tokens < 1:
-            raise UserError(f"phase inputs: new_tokens={self.new_tokens} must be >= 1")
-
-    @property
-    def batch_size(self) -> int:
-        return self.wave.shape[0]
-
-    @property
-    def audio_seconds(self) -> float:
-        """Seconds of audio per clip."""
-        return self.wave.shape[1] / self.sample_rate
+from harness.schema import MODES
+from models.lalm import LALM
 
 
 @dataclass(frozen=True)
@@ -111,108 +84,50 @@ class PhaseWork:
     extra: list[Measurement] = field(default_factory=list)
 
 
-class PhaseFailed(Exception):
-    """Computing the output of `phase`, which another phase needs as input, raised `cause`."""
-
-    def __init__(self, phase: str, cause: Exception):
-        super().__init__(f"needs the {phase} output, which failed: {describe(cause)}")
-        self.phase = phase
-        self.cause = cause
-
-
-def describe(exc: BaseException) -> str:
-    """One line: the exception type and the first line of its message."""
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-
-
 def _release_after_oom(status: str, device: torch.device) -> None:
     if status == "oom" and device.type == "cuda":
         torch.cuda.empty_cache()
 
 
-class _Chain:
-    """The untimed inputs of each phase, computed once on first use (eagerly, never compiled)."""
-
-    def __init__(self, lalm: object, inputs: PhaseInputs):
-        self.lalm = lalm
-        self.inputs = inputs
-
-    @functools.cached_property
-    def features(self) -> torch.Tensor:
-        return self._need("fbank", lambda: self.lalm.features(self.inputs.wave))
-
-    @functools.cached_property
-    def encoded(self) -> object:
-        return self._need("encoder", lambda: self.lalm.encode(self.features))
-
-    @functools.cached_property
-    def prefilled(self) -> tuple[torch.Tensor, object]:
-        """(first generated token (B,), the prefill's cache), kept unmodified."""
-        logits, cache = self._need("prefill", lambda: self.lalm.prefill(self.encoded, self.inputs.prompt_ids))
-        return logits.argmax(-1), cache
-
-    @staticmethod
-    def _need(phase: str, compute: Callable[[], object]) -> object:
-        try:
-            return compute()
-        except PhaseFailed:
-            raise
-        except Exception as exc:
-            raise PhaseFailed(phase, exc) from exc
-
-
-def context_length(lalm: object, inputs: PhaseInputs) -> int:
-    """Positions in the cache after prefill: audio tokens + prompt tokens."""
-    return lalm.num_audio_tokens(inputs.audio_seconds) + inputs.prompt_ids.shape[1]
-
-
 class PhaseRunner:
     """Builds each phase's work for one LALM and inputs, and measures it."""
 
-    def __init__(self, lalm: object, inputs: PhaseInputs, settings: PhaseSettings, device: torch.device):
+    def __init__(self, lalm: LALM, inputs: PhaseInputs, settings: PhaseSettings, device: torch.device):
         self.lalm = lalm
         self.inputs = inputs
         self.settings = settings
         self.device = device
-        self.chain = _Chain(lalm, inputs)
+        self.chain = PhaseChain(lalm, inputs)
         self.timer = Timer(settings.timer, device)
 
-    def _callable(self, fn: Callable) -> Callable:
+    def _wrap(self) -> Callable[[Callable], Callable] | None:
+        """How each timed model call is wrapped for the mode: compiled, or as it is."""
         if self.settings.mode == "compile":
-            return torch.compile(fn, backend=self.settings.compile_backend)
-        return fn
+            return lambda fn: torch.compile(fn, backend=self.settings.compile_backend)
+        return None
 
     def work(self, phase: str) -> PhaseWork:
         """The phase's work; raises PhaseFailed when an input it needs cannot be computed."""
         lalm, inputs = self.lalm, self.inputs
         batch_audio = inputs.batch_size * inputs.audio_seconds
-        if phase == "fbank":
-            features = self._callable(lalm.features)
-            return PhaseWork(lambda: features(inputs.wave), audio_seconds=batch_audio)
-        if phase == "encoder":
-            feats, encode = self.chain.features, self._callable(lalm.encode)
-            return PhaseWork(lambda: encode(feats), audio_seconds=batch_audio)
+        if phase in ("fbank", "encoder"):
+            return PhaseWork(self.chain.call(phase, self._wrap()), audio_seconds=batch_audio)
         if phase == "prefill":
-            encoded, prefill = self.chain.encoded, self._callable(lalm.prefill)
             context = context_length(lalm, inputs)
-            _, cache = self.chain.prefilled
+            run = self.chain.call(phase, self._wrap())
+            _, cache = self.chain.prefilled()
             state = Measurement(
                 "state_bytes", float(lalm.state_bytes(cache)), "B", source="tensor_bytes",
                 note=f"cache after {context} positions (audio + prompt), each tensor storage once, integer scalars (bookkeeping) left out",
             )
-            return PhaseWork(lambda: prefill(encoded, inputs.prompt_ids), tokens=inputs.batch_size * context,
-                             extra=[state])
+            return PhaseWork(run, tokens=inputs.batch_size * context, extra=[state])
         if phase == "decode":
             return self._decode_work()
-        if phase == "e2e":
-            generate = self._callable(lalm.generate)
-            return PhaseWork(lambda: generate(inputs.wave, inputs.prompt_ids, inputs.new_tokens),
-                             tokens=inputs.batch_size * inputs.new_tokens, audio_seconds=batch_audio)
-        raise ValueError(f"unknown phase {phase!r}")
+        return PhaseWork(self.chain.call(phase, self._wrap()), tokens=inputs.batch_size * inputs.new_tokens,
+                         audio_seconds=batch_audio)  # e2e (the chain refuses any other name)
 
     def _decode_work(self) -> PhaseWork:
-        token, pristine = self.chain.prefilled
+        token, pristine = self.chain.prefilled()
         batch = self.inputs.batch_size
         if self.settings.mode == "cuda_graph":
             step = StaticDecode(hf_causal_lm(self.lalm.lm), self.lalm.lm.family, pristine, token,
@@ -225,7 +140,8 @@ class PhaseRunner:
 
             return PhaseWork(graphed, setup=graphed.reset, tokens=batch, energy_run=graph_step,
                              energy_note="each replay preceded by its cache rewind")
-        decode_step = self._callable(self.lalm.decode_step)
+        wrap = self._wrap()
+        decode_step = wrap(self.lalm.decode_step) if wrap is not None else self.lalm.decode_step
         live: dict[str, object] = {}
 
         def restore() -> None:
@@ -339,7 +255,7 @@ def derived(latency: Measurement, work: PhaseWork) -> list[Measurement]:
 
 
 def run_phases(
-    lalm: object, inputs: PhaseInputs, settings: PhaseSettings = PhaseSettings(), device: str | torch.device | None = None
+    lalm: LALM, inputs: PhaseInputs, settings: PhaseSettings = PhaseSettings(), device: str | torch.device | None = None
 ) -> dict[str, list[Measurement]]:
     """Measure each requested phase of `lalm` (the models.LALM interface) on `inputs`.
 

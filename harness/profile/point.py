@@ -18,15 +18,9 @@ from pathlib import Path
 import torch
 
 from harness.errors import UserError
-from harness.failure import classify
-from harness.measure.phases import (
-    PHASE_ORDER,
-    PhaseFailed,
-    PhaseInputs,
-    PhaseRunner,
-    PhaseSettings,
-    describe,
-)
+from harness.failure import classify, describe
+from harness.measure.chain import PHASE_ORDER, PhaseFailed, PhaseInputs
+from harness.measure.phases import PhaseRunner, PhaseSettings
 from harness.profile.overhead import measure_cost
 from harness.profile.phase import MODULES, PhaseProfileFailed, ProfileSettings, profile_phase
 from harness.profile.render import phase_text

@@ -21,12 +21,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from harness.measure.chain import inputs_for
 from harness.points import Point
 from harness.profile.overhead import measure_cost
 from harness.profile.phase import ProfileSettings
 from harness.profile.point import profile_point
 from harness.profile.tables import GROUP_PREFIX
-from harness.workload import inputs_for
 from models import VARIANTS, build
 
 PHASES = ("encoder", "prefill", "decode")

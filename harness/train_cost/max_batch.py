@@ -40,7 +40,7 @@ import torch
 
 from harness.executors.isolated import preload, run_isolated
 from harness.measure.measurement import Measurement
-from harness.measure.train_step import MEMORY_STEPS, TrainInputs
+from harness.train_cost.step import MEMORY_STEPS, TrainInputs
 from harness.points import Point, PointResult
 from harness.suite import Measure
 from models import build

@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from harness.failure import classify
+from harness.failure import classify, describe
 from harness.measure.energy import device_energy
 from harness.measure.flops import FlopCount, FlopCounter, flop_measurements
 from harness.measure.measurement import Measurement
 from harness.measure.memory import memory_meter
-from harness.measure.phases import PhaseWork, derived, describe
+from harness.measure.phases import PhaseWork, derived
 from harness.measure.timing import Timer, TimerSettings
 from harness.train_cost.analytic import train_step_costs
 from models.finetune import STAGES, TrainBatch, TrainStep, random_batch, train_step_for

@@ -2,7 +2,7 @@
 
 A point's shape maps onto a training batch as: `batch_size` clips of `audio_seconds`, with
 `prompt_tokens` instruction tokens and `new_tokens` answer tokens each (the loss is on the
-answer, as in teacher-forced instruction tuning). `[measure.train]` (harness.train_cost.settings)
+answer, as in teacher-forced instruction tuning). `[measure.train]` (harness.train_settings)
 says how it trains; `measure.meters` which meters run ("memory", "flops", "energy").
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import torch
 
 from harness.measure.measurement import Measurement
 from harness.measure.timing import TimerSettings
-from harness.measure.train_step import TrainInputs, TrainStepSettings, run_train_step
+from harness.train_cost.step import TrainInputs, TrainStepSettings, run_train_step
 from harness.points import Point
 from harness.suite import Measure
 from harness.train_cost.max_batch import find_max_batch, max_batch_measurement
