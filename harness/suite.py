@@ -39,9 +39,10 @@ SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
 DEVICES = ("auto", "cpu", "cuda")
 ISOLATIONS = ("process", "none")
 EXECUTORS = ("local", "ray")
-MEASURED_PHASES = tuple(p for p in PHASES if p != "task")  # task rows come from the task commands
+# task rows come from the task commands; every point records its model's build
+MEASURED_PHASES = tuple(p for p in PHASES if p not in ("task", "build"))
 # Meters a suite may ask for; the workload maps each to its harness.measure implementation.
-METERS = ("latency", "memory", "state", "flops", "energy")
+METERS = ("latency", "memory", "state", "flops", "energy", "roofline")
 # Axes a grid may sweep: every Point field except the device, which is one per run.
 AXES = tuple(f for f in POINT_FIELDS if f != "device")
 
