@@ -6,6 +6,8 @@ and the runner's skip-larger-after and the report's OOM frontier see it as such.
 """
 from __future__ import annotations
 
+import traceback
+
 # Messages of out-of-memory errors that arrive as plain RuntimeErrors: torch's CPU and CUDA
 # allocators, the C++ runtime, the kernel's refusal under an address-space cap.
 OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory", "std::bad_alloc")
@@ -20,7 +22,18 @@ def classify(exc: BaseException) -> str:
     return "oom" if any(marker in text for marker in OOM_MARKERS) else "error"
 
 
-def describe(exc: BaseException) -> str:
-    """One line for a failed phase's row: the exception type and the first line of its message."""
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+def describe(exc: BaseException, where: bool = False) -> str:
+    """One line for the `error` column: the exception's type and the first line of its message.
+
+    where: for a whole point, whose row has no phase to name the failure: the whole message on one
+    line and the innermost frame, so the cause can be found.
+    """
+    text = str(exc).strip()
+    if not where:
+        first = text.splitlines()[0] if text else ""
+        return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    message = f"{type(exc).__name__}: {text.replace(chr(10), ' ')}" if text else type(exc).__name__
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        message += f" (at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno})"
+    return message[:2000]

@@ -1,4 +1,4 @@
-"""What every executor shares: the Outcome of a point, failure classification, the interface.
+"""What every executor shares: the Outcome of a point, loading the workload, the interface.
 
 An executor takes points and hands back one Outcome per point, whatever happened to it: a
 failure is an Outcome with a status (oom, timeout, crash, error), never an exception, so the
@@ -10,7 +10,6 @@ import abc
 import importlib
 import signal
 import socket
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -34,17 +33,6 @@ class Outcome:
     error: str = ""
     context: dict[str, str] = field(default_factory=dict)  # where it ran: host, node, device_name, versions
     seconds: float = 0.0  # wall time of the whole point, model build included
-
-
-def describe(exc: BaseException) -> str:
-    """One line for the `error` column, with the innermost frame so the cause can be found."""
-    text = str(exc).strip().replace("\n", " ")
-    message = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    frames = traceback.extract_tb(exc.__traceback__)
-    if frames:
-        last = frames[-1]
-        message += f" (at {last.filename.rsplit('/', 1)[-1]}:{last.lineno})"
-    return message[:2000]
 
 
 def signal_name(number: int) -> str:

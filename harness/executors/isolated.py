@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING
 
 import psutil
 
-from harness.executors.base import Outcome, describe, load_workload, signal_name, worker_context
-from harness.failure import classify
+from harness.executors.base import Outcome, load_workload, signal_name, worker_context
 from harness.errors import UserError
+from harness.failure import classify, describe
 from harness.points import Point
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def run_point(point: Point, measure: Measure, workload: str, memory_limit_mb: in
     except UserError as err:
         outcome = Outcome(point, "error", error=str(err))
     except Exception as exc:  # noqa: BLE001 - any failure of the workload is a result
-        outcome = Outcome(point, classify(exc), error=describe(exc))
+        outcome = Outcome(point, classify(exc), error=describe(exc, where=True))
     outcome.context = worker_context(point)
     outcome.seconds = time.perf_counter() - started
     return outcome
@@ -126,8 +126,8 @@ def _child_main(conn: Connection, point: Point, measure: Measure, workload: str,
     try:
         conn.send(outcome)
     except Exception as exc:  # noqa: BLE001 - e.g. a row value that cannot be pickled
-        conn.send(Outcome(point, "error", error=f"workload result could not be sent back: {describe(exc)}",
-                          context=outcome.context, seconds=outcome.seconds))
+        message = f"workload result could not be sent back: {describe(exc, where=True)}"
+        conn.send(Outcome(point, "error", error=message, context=outcome.context, seconds=outcome.seconds))
     conn.close()
 
 

@@ -16,9 +16,9 @@ import os
 import time
 
 from harness.errors import UserError
-from harness.executors.base import Executor, Outcome, describe
-from harness.failure import classify
+from harness.executors.base import Executor, Outcome
 from harness.executors.isolated import preload, run_isolated
+from harness.failure import classify, describe
 from harness.points import Point
 from harness.suite import Measure, RunSettings
 
@@ -63,7 +63,7 @@ def classify_ray_error(err: Exception) -> tuple[str, str]:
     if isinstance(err, rx.RayTaskError):
         cause = err.cause if isinstance(err.cause, BaseException) else None
         if cause is not None:
-            return classify(cause), f"the Ray task raised {describe(cause)}"
+            return classify(cause), f"the Ray task raised {describe(cause, where=True)}"
         return "error", f"the Ray task raised: {first_line}"
     return "crash", f"the Ray task died ({type(err).__name__}): {first_line}"
 

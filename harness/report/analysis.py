@@ -15,13 +15,13 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 from harness.report import palette, profiles, resample, resolution
+from harness.schema import FAILED_STATUSES
 
 # The LALMs feed 32 LM tokens per 10 s of audio (both projectors). The models pad clips to
 # whole 64-frame blocks, so for lengths that are not multiples of 0.625 s the true count is
 # up to two tokens more; that is invisible on a context-length axis.
 AUDIO_TOKENS_PER_SECOND = 32 / 10
 
-FAILED_STATUSES = ("oom", "timeout", "crash", "error")
 TRANSFORMER = "ast+llama"
 # (numerator, denominator) of the ratio figure and crossovers: the SSM LALM and both hybrids
 # against the transformer LALM.
