@@ -213,3 +213,17 @@ def test_values_below_the_meters_resolution_are_not_compared(runs):
     rows = table[table["metric"] == "peak_mem_bytes"]
     assert len(rows) and (rows["verdict"] == "below resolution").all()
     assert rows["reading"].str.fullmatch(r"both below the meter's resolution \(32\.0 MiB\)").all()
+
+
+def test_a_machine_that_is_slower_throughout_is_named_as_such(tmp_path, capsys):
+    a = write_run(tmp_path / "a", SyntheticSuite(seed=1, **SUITE), run_id="a")
+    b = write_run(tmp_path / "b", SyntheticSuite(seed=2, **SUITE), run_id="b")
+    table, _ = compare(a, b)
+    shift, spread = comparison.latency_drift(table)
+    assert 0.95 < shift < 1.05 and 1 <= spread < 1.1  # the same code: neither moves
+    for variant in SUITE["variants"]:
+        slow_down(b, variant, 1.6)
+    shift, _ = comparison.latency_drift(compare(a, b)[0])
+    assert 1.5 < shift < 1.7
+    assert main(["compare", str(a), str(b)]) == 0
+    assert "B's latencies are ×1.6" in capsys.readouterr().out

@@ -29,10 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _summary(table, counts: dict, args: argparse.Namespace) -> str:
-    points = table.drop(columns=["metric"]).groupby(
+    lines = table.drop(columns=["metric"]).groupby(
         [c for c in counts["key"] if c != "metric"], dropna=False, sort=False).ngroups
     verdicts = table["verdict"].value_counts()
-    return (f"{points} points, {counts['matched']} matched values: "
+    return (f"{lines} lines (a point's phase each), {counts['matched']} matched values: "
             + ", ".join(f"{n} {v}" for v, n in verdicts.items())
             + f"; only in A: {counts['only_a']}, only in B: {counts['only_b']}. A change needs p < {args.alpha:g} "
             f"(two-sided) and a 95% interval of B/A beyond ×{1 + args.min_effect:g} or below ×1/{1 + args.min_effect:g}.")
@@ -75,10 +75,14 @@ def run(args: argparse.Namespace) -> int:
     if shown.same:
         print(f"The same in every point (left out): {', '.join(shown.same)}.")
     print(_summary(table, counts, args))
-    shift = comparison.overall_shift(table)
-    if abs(shift - 1) > args.min_effect:
+    shift, spread = comparison.latency_drift(table)
+    if max(shift, 1 / shift) > 1 + args.min_effect:
         print(f"B's latencies are {comparison.change_text('latency_ms', shift)} than A's at the median point: "
               "where the code did not change, the machine or its load did, and every verdict carries that shift.")
+    if spread > 1 + args.min_effect:
+        print(f"Point to point, B/A latency strays up to ×{spread:.2f} from that median (90th percentile): changes "
+              "smaller than that may be the machine's load rather than the code; rerun both on a quiet machine "
+              f"or raise --min-effect (now {args.min_effect:g}).")
     if csv is not None:
         csv.parent.mkdir(parents=True, exist_ok=True)
         table.drop(columns=["reading"]).to_csv(csv, index=False)
