@@ -3,10 +3,10 @@
 A few lines, one per headline quantity the run measured, for the SSM LALM against the
 transformer LALM (or the first pair present): who is cheaper, from what audio length (with the
 crossover's interval), and the ratio at the longest common length with its 95 % bootstrap
-interval from the raw samples (metrics without samples, such as counted FLOPs, are exact
-counts). Task scores, where the run has them, are a line too. Values below a meter's
-resolution never reach these lines (`analysis.ok_values`); a quantity measured only below it
-is named as such.
+interval from the raw samples (metrics without samples, such as counted FLOPs, have none). A
+ratio whose interval holds 1 names no winner. Task scores, where the run has them, are a line
+too. Values below a meter's resolution never reach these lines (`analysis.ok_values`); a
+quantity measured only below it is named as such.
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def _ratio_at_longest(df: pd.DataFrame, samples: pd.DataFrame, pair: tuple[str, 
 
 def _by_how_much(numerator: str, what: str, at: tuple[float, float, float, float]) -> str:
     length, ratio, lo, hi = at
-    ci = f" {interval(lo, hi)}" if math.isfinite(lo) else " (exact count)" if "FLOP" in what or "state" in what else ""
+    ci = f" {interval(lo, hi)}" if math.isfinite(lo) else ""
     return f"{numerator} at {number(ratio)}×{ci} of {analysis.TRANSFORMER}'s {what} at {seconds(length)}"
 
 
