@@ -107,3 +107,19 @@ def test_the_report_section_says_what_binds_each_phase_and_needs_recorded_ceilin
     assert any("50 %" in line and "bandwidth-bound" in line for line in findings(table[table["point_id"] == "p"]))
     assert section(runs, tmp_path) is not None and (tmp_path / "roofline.png").exists()
     assert section(Runs(results, pd.DataFrame(), {"r": {"sessions": [{}]}}, ["r"]), tmp_path) is None
+
+
+def test_a_point_records_its_build_time_and_the_bytes_each_phase_moves():
+    from harness.points import Point
+    from harness.suite import Measure
+    from harness.workload import measure_point
+
+    settings = Measure(phases=["encoder", "decode"], meters=["latency", "roofline"], repeats=1, max_repeats=1,
+                       prompt_tokens=4, new_tokens=2)
+    rows = measure_point(Point("ast+llama", "tiny", "cpu", "float32", 1, 1.0, 4, 2), settings).rows
+    found = {(r["phase"], r["metric"]): r["value"] for r in rows}
+    assert found[("build", "build_ms")] > 0
+    spec = spec_for("ast+llama", "tiny")
+    for phase in ("encoder", "decode"):
+        assert found[(phase, "bytes_moved")] == sum(phase_bytes(spec, phase, 1, 1.0, torch.float32, 4).values())
+        assert found[(phase, "flops_analytic")] > 0
