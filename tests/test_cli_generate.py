@@ -19,6 +19,8 @@ def test_generate_prints_tokens_and_phase_times(wav_file, capsys):
     assert "tokens:" in out and len(out.split("tokens:")[1].splitlines()[0].split()) == 3
     for phase in ("fbank", "encoder", "prefill", "decode"):
         assert phase in out
+    # Untrained tokens (often one id repeated) must not read as the model's answer.
+    assert out.splitlines()[1].startswith("weights: random") and "1 CPU thread(s)" in out.splitlines()[0]
 
 
 def _adpcm_wav(data: bytes) -> bytes:
