@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -622,6 +623,14 @@ def _flatten(value: object, name: str = "") -> dict[str, str]:
     return {name: "" if value is None else str(value)}
 
 
+def _from_here(path: str) -> str:
+    """`path` relative to the working folder when it lies inside it, else unchanged."""
+    try:
+        return Path(path).relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return path
+
+
 def environment_table(metas: dict[str, dict], results: pd.DataFrame) -> pd.DataFrame:
     """Key/value environment of each run, each fact once: its run.json without the resolved
     suite (that is what ran, not where), its sessions only where they differ from the run's
@@ -632,6 +641,8 @@ def environment_table(metas: dict[str, dict], results: pd.DataFrame) -> pd.DataF
     for run_id in results["run_id"].unique():
         meta = metas.get(run_id, {})
         values = _flatten({k: v for k, v in meta.items() if k not in ("suite", "sessions")})
+        if "source" in values:  # the suite file: as the user named it from the project, not where it lay
+            values["source"] = _from_here(values["source"])
         # run.json repeats the environment per session: a session's entries are kept only
         # where they differ from the run's.
         for i, session in enumerate(meta.get("sessions", [])):
