@@ -51,6 +51,8 @@ def test_paper_points_on_a_smaller_card_are_flagged_out_of_memory():
     large = predict(Point("ast+llama", "paper", "cuda", "float16", 16, 60.0, 32, 32), suite, ceilings, {})
     assert not small.oom and large.oom
     assert small.peak_mem_bytes > 2.77e9 * 2  # Mamba-2.8B's weights in float16 at least
+    assert small.phase_s["build"] == pytest.approx(2.9e9 * 2 / ceilings.bandwidth, rel=0.1)
+    assert small.wall_s > small.phase_s["build"] + small.phase_s["e2e"]
     assert small.phase_s["e2e"] == pytest.approx(
         sum(small.phase_s[p] for p in ("fbank", "encoder", "prefill")) + 31 * small.phase_s["decode"])
 
@@ -74,3 +76,30 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, case, args, message)
     assert main(["plan", "quick", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
+
+
+def test_calibration_on_a_run_recovers_the_cost_per_module_and_the_efficiency(tmp_path):
+    from harness import store
+    from harness.measure.ceilings import Ceilings
+    from harness.plan.calibrate import BUILD, calibrate, floor, key, modules
+    from harness.runner import identity
+
+    ceilings = Ceilings("cpu", "test", {"float32": 5e10, "bfloat16": 1e11, "float16": 1e9}, 1e10, 1e10, 8 << 30)
+    suite, _ = load_suite("quick")
+    store.create_run(tmp_path, suite.with_device("cpu").model_dump(mode="json"), "test", run_id="r")
+    meta = store.read_meta(tmp_path)
+    store.write_meta(tmp_path, {**meta, "sessions": [{"ceilings": ceilings.as_dict()}]})
+    overhead, efficiency = 3e-5, 0.4
+    points = [Point("dass+mamba", "tiny", "cpu", "float32", 1, s, 8, 4) for s in (1.0, 4.0, 16.0)]
+    rows = []
+    for point in points:
+        for phase, metric in (("encoder", "latency_ms"), (BUILD, "build_ms")):
+            seconds = overhead * modules(point.variant, point.size, phase) + floor(point, phase, ceilings) / efficiency
+            rows.append({**identity(point, "quick", "r"), "phase": phase, "metric": metric, "value": seconds * 1e3,
+                         "unit": "ms", "lo": float("nan"), "hi": float("nan"), "n": 1, "status": "ok", "error": ""})
+    store.append_rows(tmp_path, rows)
+    fits = calibrate([tmp_path], load_device("h200"))  # the run's own ceilings win over the fallback
+    got = fits[key(points[0], "encoder")]
+    assert got.points == 3
+    assert got.overhead_s == pytest.approx(overhead, rel=1e-6) and got.efficiency == pytest.approx(efficiency, rel=1e-6)
+    assert key(points[0], BUILD) in fits

@@ -54,15 +54,15 @@ def run(args: argparse.Namespace) -> int:
 
     out = Console() if Console().is_terminal else Console(width=200)
     table = Table(title=f"plan: {suite.name} on {ceilings.name} ({ceilings.source})")
-    for column in ("point", "peak mem", "encoder", "prefill", "decode/token", "e2e", "point wall", "flags"):
+    for column in ("point", "peak mem", "build", "encoder", "prefill", "decode/token", "e2e", "point wall", "flags"):
         table.add_column(column, justify="left" if column in ("point", "flags") else "right")
     for p in predictions:
         flags = [f for f, on in (("OOM", p.oom), ("TIMEOUT", p.timeout), ("floor only", not p.calibrated)) if on]
         table.add_row(p.point.label, format_value(p.peak_mem_bytes, "B"),
-                      *[seconds(p.phase_s[k]) for k in ("encoder", "prefill", "decode", "e2e")],
+                      *[seconds(p.phase_s[k]) for k in ("build", "encoder", "prefill", "decode", "e2e")],
                       seconds(p.wall_s), ", ".join(flags))
     out.print(table)
     flagged = sum(p.oom or p.timeout for p in predictions)
-    out.print(f"{len(predictions)} points, predicted {seconds(total)} in all (model builds not included); "
+    out.print(f"{len(predictions)} points, predicted {seconds(total)} in all; "
               f"{flagged} flagged", highlight=False)
     return 0

@@ -39,10 +39,13 @@ class Fit:
     points: int = 0  # calibration points behind it (0: the uncalibrated floor)
 
 
+BUILD = "build"  # the model's construction: fitted like a phase, its floor writing the weights once
+
+
 def component(point: Point, phase: str) -> str:
     """The part of the model a phase runs, named by its family."""
-    if phase == "fbank":
-        return "fbank"
+    if phase in ("fbank", BUILD):
+        return phase
     return point.encoder if phase == "encoder" else point.lm
 
 
@@ -55,11 +58,14 @@ def modules(variant: str, size: str, phase: str) -> int:
     """Leaf modules the phase runs (built on the meta device: no memory, well under a second)."""
     model = build(variant, size, device="meta")
     parts = {"fbank": [model.frontend], "encoder": [model.encoder], "prefill": [model.projector, model.lm],
-             "decode": [model.lm]}[phase]
+             "decode": [model.lm], BUILD: [model]}[phase]
     return max(1, sum(1 for part in parts for m in part.modules() if not list(m.children())))
 
 
 def floor(point: Point, phase: str, ceilings: Ceilings) -> float:
+    """The roofline floor of one call of `phase`; for the build, writing every weight once."""
+    if phase == BUILD:
+        return point_cost(point).weight_bytes / ceilings.bandwidth
     cost = point_cost(point).phases[phase]
     return floor_seconds(cost.flops, cost.bytes, ceilings.peak_flops(point.dtype), ceilings.bandwidth)
 
@@ -77,7 +83,7 @@ def run_points(run_dir: Path) -> tuple[list[Measured], dict | None]:
     """(point, phase, latency_s, peak_mem_bytes) of every ok phase row of a run, and its ceilings."""
     run = store.load_run(run_dir)
     results = run.results
-    ok = results[(results["status"] == "ok") & results["phase"].isin(PHASES) & (results["module"] == "")]
+    ok = results[(results["status"] == "ok") & results["phase"].isin((*PHASES, BUILD)) & (results["module"] == "")]
     if ok.empty:
         raise UserError(f"--calibrate {run_dir}: the run has no measured phases to calibrate on")
     wide = ok.pivot_table(index=["point_id", "phase"], columns="metric", values="value", aggfunc="first")
@@ -86,13 +92,14 @@ def run_points(run_dir: Path) -> tuple[list[Measured], dict | None]:
     ident = results.drop_duplicates("point_id").set_index("point_id")
     found = []
     for (point_id, phase), line in wide.iterrows():
-        if math.isnan(line["latency_ms"]):
+        seconds = line.get("build_ms" if phase == BUILD else "latency_ms", math.nan) / 1e3
+        if math.isnan(seconds):
             continue
         row = ident.loc[point_id]
         point = Point(row["variant"], row["size"], row["device"], row["dtype"], int(row["batch_size"]),
                       float(row["audio_seconds"]), int(row["prompt_tokens"]), int(row["new_tokens"]),
                       row["requested_scan_backend"] or "auto", row["mode"] or "eager")
-        found.append((point, phase, line["latency_ms"] / 1e3, line.get("peak_mem_bytes", math.nan)))
+        found.append((point, phase, seconds, line.get("peak_mem_bytes", math.nan)))
     ceilings = next((s["ceilings"] for s in reversed(run.meta.get("sessions", []))
                      if "flops_per_s" in s.get("ceilings", {})), None)
     return found, ceilings
@@ -107,7 +114,7 @@ def fit_measured(runs: list[tuple[list[Measured], Ceilings]]) -> dict[Key, Fit]:
             k = key(point, phase)
             samples.setdefault(k, []).append((modules(point.variant, point.size, phase),
                                               floor(point, phase, ceilings), seconds))
-            activations = point_cost(point).phases[phase].activation_bytes
+            activations = point_cost(point).phases[phase].activation_bytes if phase != BUILD else 0
             if peak > 0 and activations > 0:
                 shares.setdefault(k, []).append(peak / activations)
     fits = {}

@@ -4,7 +4,8 @@ A phase's time is `overhead_s * modules + floor / efficiency` (`harness.plan.cal
 fbank + encoder + prefill + (new_tokens - 1) decode steps. A point's wall time is what the
 timer spends on each requested phase: the warm-up runs, then at least `repeats` timed runs and
 more up to `max_repeats` or `max_phase_seconds` (the upper end is taken: a plan should not
-promise a point fits in its timeout when it may not). Model build and meters are not included.
+promise a point fits in its timeout when it may not), after the model's build (fitted like a
+phase, its floor writing every weight once). The meters' own overhead is not included.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 from harness.measure.ceilings import Ceilings
-from harness.plan.calibrate import Fit, floor, lookup, modules
+from harness.plan.calibrate import BUILD, Fit, floor, lookup, modules
 from harness.plan.costs import PHASES, point_cost
 from harness.points import Point
 from harness.suite import Suite
@@ -21,9 +22,9 @@ from harness.suite import Suite
 @dataclass(frozen=True)
 class Prediction:
     point: Point
-    phase_s: dict[str, float]  # fbank, encoder, prefill, decode (per token), e2e
+    phase_s: dict[str, float]  # fbank, encoder, prefill, decode (per token), e2e, and the model's build
     peak_mem_bytes: float
-    wall_s: float  # the point's measurement, all requested phases
+    wall_s: float  # the point's build and the measurement of its requested phases
     calibrated: bool  # every phase from a fit (else some are the floor, a lower bound)
     oom: bool
     timeout: bool
@@ -47,13 +48,14 @@ def timed_seconds(t: float, suite: Suite) -> float:
 
 
 def predict(point: Point, suite: Suite, ceilings: Ceilings, fits: dict) -> Prediction:
-    phase_fits = {phase: lookup(fits, point, phase) for phase in PHASES}
-    times = {phase: phase_seconds(point, phase, phase_fits[phase], ceilings) for phase in PHASES}
+    phase_fits = {phase: lookup(fits, point, phase) for phase in (*PHASES, BUILD)}
+    times = {phase: phase_seconds(point, phase, fit, ceilings) for phase, fit in phase_fits.items()}
     times["e2e"] = sum(times[p] for p in PHASES[:3]) + (point.new_tokens - 1) * times["decode"]
     cost = point_cost(point)
     working = max(cost.phases[p].activation_bytes * phase_fits[p].memory_share for p in PHASES)
     peak = cost.weight_bytes + cost.state_bytes + working
-    wall = sum(timed_seconds(times[p], suite) for p in suite.measure.phases if p in times)
+    measured = [p for p in suite.measure.phases if p in times and p != BUILD]
+    wall = times[BUILD] + sum(timed_seconds(times[p], suite) for p in measured)
     limit = suite.run.memory_limit_mb * 2**20 if suite.run.memory_limit_mb else ceilings.memory_bytes
     return Prediction(point, times, peak, wall, all(f.points for f in phase_fits.values()),
                       oom=bool(limit) and peak > limit, timeout=wall > suite.run.timeout_s)
