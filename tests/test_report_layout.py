@@ -145,3 +145,27 @@ def test_a_report_into_a_file_is_a_one_line_error(tmp_path, capsys, target):
     err = capsys.readouterr().err
     assert "is a file, not a folder" in err and len(err.strip().splitlines()) == 1
     assert (tmp_path / "taken").read_text() == "not a folder"
+
+
+def test_a_ratio_whose_interval_holds_one_names_no_winner(tmp_path):
+    """dass+mamba's end-to-end latency made ast+llama's, samples and all: no variant is cheaper."""
+    run = write_run(tmp_path / "run", SyntheticSuite(variants=("ast+llama", "dass+mamba"), lengths=(5, 30, 120),
+                                                     batches=(1,), tasks=False, train=False, profile_seconds=()))
+    loaded = store.load_run(run)
+    results, samples = loaded.results.copy(), loaded.samples.copy()
+    e2e = (results["phase"] == "e2e") & (results["metric"] == "latency_ms")
+    transformer = results[e2e & (results["variant"] == "ast+llama")].set_index("audio_seconds")
+    ssm = e2e & (results["variant"] == "dass+mamba")
+    results.loc[ssm, ["value", "lo", "hi"]] = transformer.loc[results.loc[ssm, "audio_seconds"],
+                                                              ["value", "lo", "hi"]].to_numpy()
+    ids = dict(zip(results.loc[ssm, "point_id"], results.loc[ssm, "audio_seconds"]))
+    by_length = dict(zip(transformer.index, transformer["point_id"]))
+    latency = (samples["phase"] == "e2e") & (samples["metric"] == "latency_ms")
+    others = samples[~(latency & samples["point_id"].isin(ids))]
+    mirrored = pd.concat([samples[latency & (samples["point_id"] == by_length[length])].assign(point_id=point)
+                          for point, length in ids.items()])
+    store.write_part(run, "synthetic", results, pd.concat([others, mirrored]))
+    store.compact(run)
+    md = (build_report([run], tmp_path / "report") / "report.md").read_text()
+    line = next(line for line in sections(md)["Verdict"].splitlines() if line.startswith("- End-to-end latency"))
+    assert "neither is clearly cheaper at 120 s" in line and "1.00× [" in line
