@@ -4,7 +4,8 @@ Builds every variant on the meta device (shapes only: any size, in seconds), cou
 with the harness's FLOP counter and prints counted / analytic (`flop_coverage`) and any operator
 left without a formula. A count that fails (NaN) or a coverage outside --tolerance of 1 exits 1,
 so this doubles as the check of a new torch or transformers release:
-    python benchmarks/flop_coverage.py [--sizes tiny small paper] [--seconds 1 10 60] [--batch 1 4]
+    python benchmarks/flop_coverage.py [--variants dass+mamba2] [--sizes tiny small paper] [--seconds 1 10 60]
+                                       [--batch 1 4]
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ PROMPT_TOKENS = 6
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--sizes", nargs="+", default=["tiny", "small"])
     parser.add_argument("--seconds", nargs="+", type=float, default=[1.0, 10.0, 60.0])
     parser.add_argument("--batch", nargs="+", type=int, default=[1, 4])
@@ -33,7 +35,7 @@ def main() -> int:
     print(f"torch {torch.__version__}, transformers {transformers.__version__}")
     print(f"{'variant':<12} {'size':<6} {'phase':<8} {'min cov':>8} {'max cov':>8}  uncounted")
     bad = 0
-    for variant in VARIANTS:
+    for variant in args.variants:
         for size in args.sizes:
             model = build(variant, size, device="meta")
             coverage: dict[str, list[float]] = {phase: [] for phase in PHASES}

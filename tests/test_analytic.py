@@ -39,14 +39,17 @@ def test_lalm_params_cover_every_component():
     assert parts == {name: count(getattr(model, name)) for name in ("frontend", "encoder", "projector", "lm")}
 
 
+STATE_VARIANTS = tuple(f"ast+{name}" for name in LMS)  # every LM family
+STATE_DTYPES = (torch.float32, torch.bfloat16, torch.float64)  # SSM states: float32, float64 for Mamba's
+
+
 @pytest.fixture(scope="module")
 def tiny_models():
-    return {(v, dtype): build(v, "tiny", dtype=dtype)
-            for v in ("dass+llama", "ast+mamba") for dtype in (torch.float32, torch.bfloat16)}
+    return {(v, dtype): build(v, "tiny", dtype=dtype) for v in STATE_VARIANTS for dtype in STATE_DTYPES}
 
 
-@pytest.mark.parametrize("variant", ["dass+llama", "ast+mamba"])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("variant", STATE_VARIANTS)
+@pytest.mark.parametrize("dtype", STATE_DTYPES)
 @pytest.mark.parametrize("context", [3, 40])
 def test_state_bytes_formula_equals_the_cache(tiny_models, variant, dtype, context):
     """After prefill and after each of two decode steps, bytes held == the closed form at that context."""

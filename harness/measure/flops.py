@@ -128,8 +128,9 @@ ELEMENTWISE_OPS = frozenset({
     aten._log_softmax, aten.native_layer_norm, aten._fused_rms_norm, aten.native_group_norm,
     aten.native_batch_norm, aten._native_batch_norm_legit_no_training,
     # reductions, comparisons, pooling, interpolation
-    aten.mean, aten.sum, aten.amax, aten.amin, aten.max, aten.min, aten.argmax, aten.argmin,
+    aten.mean, aten.sum, aten.cumsum, aten.amax, aten.amin, aten.max, aten.min, aten.argmax, aten.argmin,
     aten.eq, aten.ne, aten.gt, aten.ge, aten.lt, aten.le, aten.logical_and, aten.logical_or, aten.logical_not,
+    aten.bitwise_not,
     aten._adaptive_avg_pool2d, aten.avg_pool2d, aten.upsample_bilinear2d, aten.upsample_nearest2d,
 })
 

@@ -1,7 +1,7 @@
 """One colour and marker per variant, so a variant looks the same in every figure and report.
 
 Colours are the Okabe-Ito colour-blind-safe set; markers differ too, so figures survive
-grey-scale printing. Variants outside the four known ones get a colour from a stable hash of
+grey-scale printing. Variants outside the six known ones get a colour from a stable hash of
 their name (the same colour in every report), never from their order of appearance.
 """
 from __future__ import annotations
@@ -15,11 +15,14 @@ _KNOWN_COLOURS = {
     "dass+mamba": "#D55E00",  # vermillion: the state-space LALM
     "dass+llama": "#009E73",  # green: SSM encoder, transformer LM
     "ast+mamba": "#CC79A7",  # purple: transformer encoder, SSM LM
+    "dass+mamba2": "#E69F00",  # orange: the Mamba-2 (SSD) LALM
+    "ast+mamba2": "#56B4E9",  # sky blue: transformer encoder, Mamba-2 LM
 }
-_SPARE_COLOURS = ("#E69F00", "#56B4E9", "#000000", "#F0E442", "#999999")
+_SPARE_COLOURS = ("#000000", "#F0E442", "#999999")
 
-_KNOWN_MARKERS = {"ast+llama": "o", "dass+mamba": "s", "dass+llama": "^", "ast+mamba": "D"}
-_SPARE_MARKERS = ("v", "P", "h", "<", ">")
+_KNOWN_MARKERS = {"ast+llama": "o", "dass+mamba": "s", "dass+llama": "^", "ast+mamba": "D", "dass+mamba2": "v",
+                  "ast+mamba2": "h"}
+_SPARE_MARKERS = ("P", "<", ">")
 
 # Failed points are drawn with the variant's colour and a marker saying how they failed.
 STATUS_MARKERS = {"oom": "X", "timeout": "P", "crash": "*", "error": "x"}
