@@ -103,3 +103,12 @@ def test_calibration_on_a_run_recovers_the_cost_per_module_and_the_efficiency(tm
     assert got.points == 3
     assert got.overhead_s == pytest.approx(overhead, rel=1e-6) and got.efficiency == pytest.approx(efficiency, rel=1e-6)
     assert key(points[0], BUILD) in fits
+
+
+def test_a_json_spec_file_is_a_device(tmp_path):
+    spec = tmp_path / "card.json"
+    spec.write_text(json.dumps({"name": "card", "source": "its datasheet", "memory_bytes": 24_000_000_000,
+                                "bandwidth_bytes_per_s": 1e12,
+                                "flops_per_s": {"float32": 1e13, "bfloat16": 1e14, "float16": 1e14}}))
+    ceilings = load_device(str(spec))
+    assert ceilings.memory_bytes == 24e9 and ceilings.bandwidth == 1e12 and ceilings.peak_flops("bfloat16") == 1e14

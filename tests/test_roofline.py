@@ -123,3 +123,13 @@ def test_a_point_records_its_build_time_and_the_bytes_each_phase_moves():
     for phase in ("encoder", "decode"):
         assert found[(phase, "bytes_moved")] == sum(phase_bytes(spec, phase, 1, 1.0, torch.float32, 4).values())
         assert found[(phase, "flops_analytic")] > 0
+
+
+@pytest.mark.parametrize("variant", ["ast+llama", "dass+mamba"])
+def test_an_encoder_reads_its_weights_once_and_its_activations_grow_with_the_clip(variant):
+    lalm = build(variant, "tiny", device="meta", dtype=torch.float16)
+    held = sum(p.numel() * p.element_size() for p in lalm.encoder.parameters())
+    short, long = (phase_bytes(lalm.spec, "encoder", 1, s, torch.float16) for s in (10.0, 40.0))
+    assert short["weights"] == long["weights"] == held
+    assert 3.5 < long["activations"] / short["activations"] < 4.5  # about linear in frames for both encoders
+    assert short["state_read"] == short["state_written"] == 0

@@ -158,12 +158,15 @@ class DASS(EncoderFamily):
         half = w[0] // 2
         maps = frames * NUM_MEL_BINS + 2 * h1 * w1 * half + sizes[0][0] * sizes[0][1] * w[0]  # the stem
         maps += sum(math.prod(sizes[i - 1]) * w[i - 1] + math.prod(sizes[i]) * w[i] for i in range(1, 4))
-        blocks = 0
+        blocks, a_logs = 0, 0
         for dim, depth, (h, wd) in zip(w, shape.depths, sizes):
             d_inner, dt_rank, hidden = int(shape.ssm_ratio * dim), math.ceil(dim / 16), int(dim * shape.mlp_ratio)
             per_token = 14 * dim + 15 * d_inner + DIRECTIONS * (5 * d_inner + 2 * dt_rank + 4 * shape.d_state) + 4 * hidden
             blocks += depth * h * wd * per_token
-        return {"weights": self.params(shape) * dtype.itemsize, "activations": batch * (maps + blocks) * dtype.itemsize}
+            a_logs += depth * DIRECTIONS * d_inner * shape.d_state
+        # A_logs stay float32 whatever the model's dtype (the scan's decay rates)
+        weights = self.params(shape) * dtype.itemsize + a_logs * (torch.float32.itemsize - dtype.itemsize)
+        return {"weights": weights, "activations": batch * (maps + blocks) * dtype.itemsize}
 
     def projector_bytes(self, shape: DASSShape, d_lm: int, batch: int, frames: int, dtype: torch.dtype) -> Costs:
         """Weights; the (T/32, 4) map in, the conv's (T/64, 2) map, one token per 32 frames out."""
