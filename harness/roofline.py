@@ -93,8 +93,8 @@ def with_roofline(results: pd.DataFrame, ceilings: Ceilings | dict | None) -> pd
         values = derived(line.flops, line.bytes, line.latency_s, ceilings.peak_flops(line.dtype), ceilings.bandwidth)
         for metric, value in values.items():
             rows.append({**base, "point_id": line.point_id, "phase": line.phase, "metric": metric, "value": value,
-                         "unit": METRIC_UNITS[metric], "lo": math.nan, "hi": math.nan, "n": 1, "status": "ok", "error": "",
-                         "source": f"harness.roofline ({ceilings.source} ceilings)", "note": ""})
+                         "unit": METRIC_UNITS[metric], "lo": math.nan, "hi": math.nan, "n": 1, "status": "ok",
+                         "error": "", "source": f"harness.roofline ({ceilings.source} ceilings)", "note": ""})
     return pd.concat([kept, pd.DataFrame(rows, columns=kept.columns).astype(kept.dtypes.to_dict())],
                      ignore_index=True)
 

@@ -161,7 +161,8 @@ class DASS(EncoderFamily):
         blocks, a_logs = 0, 0
         for dim, depth, (h, wd) in zip(w, shape.depths, sizes):
             d_inner, dt_rank, hidden = int(shape.ssm_ratio * dim), math.ceil(dim / 16), int(dim * shape.mlp_ratio)
-            per_token = 14 * dim + 15 * d_inner + DIRECTIONS * (5 * d_inner + 2 * dt_rank + 4 * shape.d_state) + 4 * hidden
+            scans = DIRECTIONS * (5 * d_inner + 2 * dt_rank + 4 * shape.d_state)
+            per_token = 14 * dim + 15 * d_inner + scans + 4 * hidden
             blocks += depth * h * wd * per_token
             a_logs += depth * DIRECTIONS * d_inner * shape.d_state
         # A_logs stay float32 whatever the model's dtype (the scan's decay rates)
