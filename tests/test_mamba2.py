@@ -1,5 +1,5 @@
 """Mamba-2, the third LM family: its paper shape, its cache across chunks, its SSD closed form, its
-scan backend and its training step (its state bytes: tests/test_analytic.py)."""
+scan backend, its training step and its bytes moved (its state bytes: tests/test_analytic.py)."""
 from __future__ import annotations
 
 import pytest
@@ -8,6 +8,7 @@ import torch
 from harness.measure.flops import FlopCounter
 from harness.train_cost.analytic import train_step_flops
 from models import build
+from models.bytes_moved import phase_bytes
 from models.errors import InputError
 from models.families import LMS
 from models.families.mamba2 import MAMBA2_2_7B, ssd_flops
@@ -67,3 +68,16 @@ def test_train_step_flops_within_5_percent_of_the_closed_form(stage, checkpointi
         step(batch)
     expected = train_step_flops(lalm.spec, STAGES[stage], 1, 0.5, 8, step.recipe.lora_rank, checkpointing)
     assert counter.result.total == pytest.approx(expected, rel=0.05)
+
+
+def test_a_decode_step_moves_every_weight_and_the_fixed_state_once():
+    """Tied embeddings: the table is the LM head too, so a step reads all of it; the state read
+    and written is the cache's measured size at any context."""
+    lalm = build("dass+mamba2", "tiny", dtype=torch.bfloat16)
+    held = sum(p.numel() * p.element_size() for p in lalm.lm.parameters())
+    short, long = (phase_bytes(lalm.spec, "decode", 1, 1.0, torch.bfloat16, context=c) for c in (10, 1000))
+    assert short == long and short["weights"] == held
+    embeds = torch.randn(1, 10, lalm.lm.width, dtype=torch.bfloat16)
+    with torch.inference_mode():
+        _, cache = lalm.lm.prefill(embeds)
+    assert short["state_read"] == short["state_written"] == lalm.state_bytes(cache)
