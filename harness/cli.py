@@ -12,6 +12,7 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import NoReturn
 
 import harness.commands
 from models.errors import InputError
@@ -26,10 +27,18 @@ def command_modules() -> dict[str, ModuleType]:
     return {module.NAME: module for module in modules}
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's own errors (a missing argument, an invalid choice) as one line too, like every
+    other bad input; the usage they would print first is what --help shows."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (usage: {self.prog} --help)\n")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser of every sub-command; only `command`'s own arguments are added (none: just
     the list of commands, which is all `--help` shows)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lalm-bench",
         description="Benchmark and profile transformer vs state-space audio language models.",
     )

@@ -33,7 +33,8 @@ def test_each_kind_lists_every_name_and_only_that_kind(kind, capsys):
     assert ("suites (lalm-bench run NAME)" in listed) == (kind == "suites")  # one kind, not everything
 
 
-def test_an_unknown_kind_exits_2(capsys):
+def test_an_unknown_kind_is_one_line_and_exit_2(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["list", "banana"])
-    assert exit_.value.code == 2 and "banana" in capsys.readouterr().err
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(lines) == 1 and "invalid choice: 'banana'" in lines[0]
