@@ -18,7 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a suite field, e.g. --set grid.batch_size=[1,2] (repeatable)")
     parser.add_argument("--out", type=Path, help="run folder to create (default: results/<run id>)")
-    parser.add_argument("--overwrite", action="store_true", help="start again in an --out folder that holds a run")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start again in an --out folder that holds a run, or add a run to a folder of other "
+                             "files (nothing that is not the run's is deleted)")
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="finish a run: only points without rows run")
     parser.add_argument("--executor", choices=("local", "ray"), help="same as --set run.executor=...")
     parser.add_argument("--address", help="Ray cluster address (with --executor ray); default: a local cluster")
