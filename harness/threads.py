@@ -1,11 +1,11 @@
 """The one CPU-thread setting of every command: `--threads N`, default 1.
 
 One thread by default because a shared machine is the common case for this harness (CI
-runners, a laptop with other work, several engineers on one box): torch's own default, one
-thread per core, makes every OpenMP region wait for threads the OS has descheduled, and a tiny
-model's millisecond phases then take tens to hundreds of times longer, varying with the load
-(README, "Threads"). One thread gives figures that repeat and compare across machines; on a
-machine of one's own, `--threads 0` gives torch's default and `--threads N` any count.
+runners, a laptop with other work, a team's shared box): torch's own default, one thread per
+core, makes every OpenMP region wait for threads the OS has descheduled, and a tiny model's
+millisecond phases then take several to tens of times longer, varying with the load (docs/PERF.md,
+"Threads"). One thread gives figures that repeat and compare across machines; on a machine of
+one's own, `--threads 0` gives torch's default and `--threads N` any count.
 """
 from __future__ import annotations
 

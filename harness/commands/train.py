@@ -84,7 +84,7 @@ def check_out(out: Path, overwrite: bool) -> None:
     """Refuse, before any training, an --out the checkpoint could not be written to, and one
     holding files (a checkpoint of other training, say) unless --overwrite."""
     existing = next(p for p in (out, *out.parents) if p.exists())  # "." or "/" at the latest
-    if existing.exists() and not existing.is_dir():
+    if not existing.is_dir():
         where = "" if existing == out else f" ({existing} is a file)"
         raise UserError(f"--out {out}: not a folder{where}")
     if existing == out and any(out.iterdir()) and not overwrite:
