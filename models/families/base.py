@@ -117,6 +117,22 @@ class LMFamily(ABC):
         """The LM's forward products in a training step over `positions` per sequence, logits at
         every position (the LoRA adapters are added by the caller, from `lora_linears`)."""
 
+    def activation_elements(self, shape: Any, batch: int, new_tokens: int, logits: int, per_token_layer: int) -> int:
+        """Elements a forward reads and writes besides weights and state: `per_token_layer` per
+        token in each layer, the final norm's output per token, and at the `logits` positions the
+        hidden row in and the logits out. `shape` has hidden, layers and vocab."""
+        return (batch * new_tokens * (shape.layers * per_token_layer + shape.hidden)
+                + batch * logits * (shape.hidden + shape.vocab))
+
+    def fixed_state_bytes_moved(self, shape: Any, batch: int, new_tokens: int, past: int, dtype: torch.dtype,
+                                logits: int, per_token_layer: int) -> Costs:
+        """`bytes_moved` of an LM whose state has a fixed size and whose embedding table is also its
+        head: every weight read, the state written (and read first when `past` > 0), activations."""
+        state = self.state_bytes(shape, batch, past + new_tokens, dtype)
+        activations = self.activation_elements(shape, batch, new_tokens, logits, per_token_layer)
+        return {"weights": self.params(shape) * dtype.itemsize, "state_read": state if past else 0,
+                "state_written": state, "activations": activations * dtype.itemsize}
+
     def lora_params(self, shape: Any, rank: int = LORA_RANK) -> int:
         """Trainable parameters of LoRA adapters: r * (d_in + d_out) per adapted Linear."""
         return sum(rank * (d_in + d_out) for d_in, d_out in self.lora_linears(shape))

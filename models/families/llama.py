@@ -139,7 +139,7 @@ class Llama(LMFamily):
         up (2d in, 2 mlp out), SiLU-and-multiply (3 mlp), down (mlp + d)."""
         d, m, size = shape.hidden, shape.mlp, dtype.itemsize
         per_token_layer = 23 * d + 4 * shape.d_kv + 6 * m
-        activations = batch * new_tokens * (shape.layers * per_token_layer + d) + batch * logits * (d + shape.vocab)
+        activations = self.activation_elements(shape, batch, new_tokens, logits, per_token_layer)
         kv_per_position = shape.layers * 2 * shape.d_kv * size
         return {"weights": (self.params(shape) - shape.vocab * d) * size,
                 "state_read": batch * (past + new_tokens) * kv_per_position,

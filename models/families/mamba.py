@@ -128,12 +128,8 @@ class Mamba(LMFamily):
         token and layer, elements: RMSNorm (2d), in_proj (d in, 2 d_inner out), conv and SiLU
         (4 d_inner), x_proj (d_inner in, dt_rank + 2n out), dt_proj (dt_rank in, d_inner out), the
         scan (x, dt, z, B, C in, y out), out_proj (d_inner + d), residual add (3d)."""
-        d, n, d_inner, size = shape.hidden, shape.d_state, shape.d_inner, dtype.itemsize
-        per_token_layer = 7 * d + 13 * d_inner + 2 * shape.dt_rank + 4 * n
-        activations = batch * new_tokens * (shape.layers * per_token_layer + d) + batch * logits * (d + shape.vocab)
-        state = self.state_bytes(shape, batch, past + new_tokens, dtype)
-        return {"weights": self.params(shape) * size, "state_read": state if past else 0, "state_written": state,
-                "activations": activations * size}
+        per_token_layer = 7 * shape.hidden + 13 * shape.d_inner + 2 * shape.dt_rank + 4 * shape.d_state
+        return self.fixed_state_bytes_moved(shape, batch, new_tokens, past, dtype, logits, per_token_layer)
 
 
 FAMILY = Mamba()

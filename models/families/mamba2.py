@@ -171,13 +171,9 @@ class Mamba2(LMFamily):
         writes them, and moves more). Per token and layer, elements: RMSNorm (2d), in_proj (d in,
         in_proj_out out), conv and SiLU (4 conv_dim), SSD (x, dt, B, C in, y out), the gated
         RMSNorm (y and the gate in, 1 out), out_proj (d_inner + d), residual add (3d)."""
-        d, d_inner, size = shape.hidden, shape.d_inner, dtype.itemsize
-        ssd = 2 * d_inner + shape.heads + 2 * shape.n_groups * shape.d_state
-        per_token_layer = 7 * d + shape.in_proj_out + 4 * shape.conv_dim + ssd + 4 * d_inner
-        activations = batch * new_tokens * (shape.layers * per_token_layer + d) + batch * logits * (d + shape.vocab)
-        state = self.state_bytes(shape, batch, past + new_tokens, dtype)
-        return {"weights": self.params(shape) * size, "state_read": state if past else 0, "state_written": state,
-                "activations": activations * size}
+        ssd = 2 * shape.d_inner + shape.heads + 2 * shape.n_groups * shape.d_state
+        per_token_layer = 7 * shape.hidden + shape.in_proj_out + 4 * shape.conv_dim + ssd + 4 * shape.d_inner
+        return self.fixed_state_bytes_moved(shape, batch, new_tokens, past, dtype, logits, per_token_layer)
 
     def lora_linears(self, shape: Mamba2Shape) -> list[tuple[int, int]]:
         return [(shape.hidden, shape.in_proj_out)] * shape.layers  # in_proj
