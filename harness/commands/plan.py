@@ -63,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
                       seconds(p.wall_s), ", ".join(flags))
     out.print(table)
     flagged = sum(p.oom or p.timeout for p in predictions)
+    unpredicted = [p for p in suite.measure.phases if predictions and p not in predictions[0].phase_s]
+    if unpredicted:
+        out.print(f"not predicted (left out of the times): {', '.join(unpredicted)}", highlight=False)
     out.print(f"{len(predictions)} points, predicted {seconds(total)} in all; "
               f"{flagged} flagged", highlight=False)
     return 0
