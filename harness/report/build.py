@@ -62,14 +62,15 @@ def _summary(exponents, crossovers, frontier, throughput, trade) -> Section:
 
 
 def _suites(runs: Runs) -> str:
-    """'quick: CPU smoke sweep: …' per run: what each run set out to measure."""
+    """'Suite quick: CPU smoke sweep …' (the run folder named when it differs): what each run set out
+    to measure, from its run.json."""
     described = []
     for name, meta in zip(runs.names, runs.metas.values()):
         suite = meta.get("suite") if isinstance(meta.get("suite"), dict) else {}
         title = suite.get("name") or meta.get("suite_name") or name
         description = suite.get("description", "")
-        described.append(f"{title} ({name})" + (f": {description}" if description else "")
-                         if title != name else title + (f": {description}" if description else ""))
+        described.append((title if title == name else f"{title} ({name})")
+                         + (f": {description}" if description else ""))
     return "Suite " + "; ".join(described) + "."
 
 

@@ -218,7 +218,8 @@ class Display:
     frame: strings; identity columns (those that vary), `status`, then one column per metric
     whose cell is "A → B" and the verdict's phrase. verdicts: the verdict of each metric cell
     (same index and metric columns as frame). shared: identity values common to every line.
-    same: metrics equal in every point, left out of the table.
+    same: metrics equal in every point, left out of the table. identity: the columns that name a
+    line (and its status), which a terminal must never narrow.
     """
 
     frame: pd.DataFrame
