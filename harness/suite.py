@@ -31,7 +31,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 
 from harness.errors import UserError
 from harness.points import POINT_FIELDS, Point
-from harness.schema import DTYPES, MODES, PHASES, STATUSES
+from harness.schema import DTYPES, INFERENCE_PHASES, MODES, PHASES, STATUSES
 from harness.threads import DEFAULT_THREADS
 from harness.train_settings import TrainSettings
 
@@ -162,7 +162,7 @@ class Measure(_Strict):
     `target_rel_spread`, stopping at `max_repeats` runs or `max_phase_seconds` of timing.
     """
 
-    phases: list[Phase] = ["fbank", "encoder", "prefill", "decode", "e2e"]
+    phases: list[Phase] = list(INFERENCE_PHASES)
     meters: list[Meter] = ["latency", "memory", "state"]
     warmup: int = Field(default=1, ge=0, le=1000)
     warmup_seconds: float = Field(default=0.0, ge=0)

@@ -16,7 +16,7 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 from harness.report import palette, profiles, resample, resolution
-from harness.schema import FAILED_STATUSES
+from harness.schema import FAILED_STATUSES, INFERENCE_PHASES
 
 # The LALMs feed 32 LM tokens per 10 s of audio (both projectors). The models pad clips to
 # whole 64-frame blocks, so for lengths that are not multiples of 0.625 s the true count is
@@ -35,7 +35,6 @@ SETTING_COLUMNS = ("size", "device", "dtype", "mode")
 
 # Metrics where lower means cheaper; exponents and crossovers are reported for these.
 COST_METRICS = ("latency_ms", "peak_mem_bytes", "flops", "flops_analytic", "state_bytes", "energy_j")
-INFERENCE_PHASES = ("fbank", "encoder", "prefill", "decode", "e2e")
 # Every variant runs the same fbank front end: its ratios between variants are noise.
 SHARED_PHASES = ("fbank",)
 
