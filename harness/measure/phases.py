@@ -1,6 +1,6 @@
 """Run an LALM's phases under the meters: latency, throughput, RTF, memory, energy, state size.
 
-Phases (each timed alone, its inputs computed beforehand and untimed):
+Phases (`harness.measure.chain`; each timed alone, its inputs computed beforehand by the chain, untimed):
 - fbank:   waveform (B, S) -> log-mel features (B, T, 128)
 - encoder: features -> encoder output
 - prefill: projector + LM over [audio tokens; prompt], given the encoder output — i.e. time to
