@@ -178,7 +178,7 @@ batch_size = 2
 
 [measure]
 phases = ["fbank", "encoder", "prefill", "decode", "e2e"]
-meters = ["latency", "memory", "state", "flops", "energy"]
+meters = ["latency", "memory", "state", "flops", "energy", "roofline"]  # roofline: the CUDA ceilings too
 warmup = 2
 repeats = 5
 max_repeats = 20
