@@ -114,7 +114,7 @@ def state_bytes_analytic(lalm: LALM, point: Point, inputs: PhaseInputs) -> Measu
                        note=f"closed form after {context} positions")
 
 
-def _profile(lalm: object, inputs: PhaseInputs, phases: tuple[str, ...], device: torch.device):
+def _profile(lalm: LALM, inputs: PhaseInputs, phases: tuple[str, ...], device: torch.device):
     """Profile rows (module column set) and the profile's files, handed back with the point."""
     from harness.profile import profile_files, profile_point
 

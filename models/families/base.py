@@ -2,8 +2,8 @@
 
 A family owns its facts, the way nanoGPT's GPT owns its parameter count and FLOPs: shape presets
 per size, how to build it (keeping Hugging Face weight names), and closed forms for its
-parameters, forward FLOPs, training products and (LMs) the state kept between decode steps.
-Closed forms take a shape (a frozen dataclass from `shapes`) and are pure arithmetic.
+parameters, forward FLOPs, bytes moved, training products and (LMs) the state kept between
+decode steps. Closed forms take a shape (a frozen dataclass from `shapes`) and are pure arithmetic.
 """
 from __future__ import annotations
 

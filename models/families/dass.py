@@ -81,7 +81,8 @@ class DASS(EncoderFamily):
     def params(self, shape: DASSShape) -> int:
         """Stem, downsamples, VSS blocks, final norm."""
         w = shape.widths
-        stem = (9 * w[0] // 2 + w[0] // 2) + norm_params(w[0] // 2) + (9 * w[0] * (w[0] // 2) + w[0]) + norm_params(w[0])
+        stem = ((9 * w[0] // 2 + w[0] // 2) + norm_params(w[0] // 2)
+                + (9 * w[0] * (w[0] // 2) + w[0]) + norm_params(w[0]))
         downsample = sum(9 * w[i] * w[i - 1] + w[i] + norm_params(w[i]) for i in range(1, 4))
         blocks = 0
         for dim, depth in zip(w, shape.depths):
@@ -117,13 +118,15 @@ class DASS(EncoderFamily):
     def projector_flops(self, d_enc: int, d_lm: int, batch: int, frames: int) -> Costs:
         """A 3x3 stride-2 conv over the (T/32, 4) map, then one Linear per token."""
         out_h, out_w = _projector_grid(frames)
-        return {"linear": linear(batch * (frames // 32), d_enc, d_lm), "conv": conv(batch * out_h * out_w, d_enc, d_enc, 9)}
+        return {"linear": linear(batch * (frames // 32), d_enc, d_lm),
+                "conv": conv(batch * out_h * out_w, d_enc, d_enc, 9)}
 
     def train_ops(self, shape: DASSShape, batch: int, frames: int) -> list[Op]:
         costs = self.flops(shape, batch, frames)
         first_conv = _first_conv(shape, batch, frames)
         scan_backward = sum(
-            depth * scan_backward_flops(batch, DIRECTIONS * int(shape.ssm_ratio * dim), h * w, shape.d_state, False, True)
+            depth * scan_backward_flops(batch, DIRECTIONS * int(shape.ssm_ratio * dim), h * w, shape.d_state,
+                                        False, True)
             for dim, depth, (h, w) in zip(shape.widths, shape.depths, dass_stage_sizes(frames))
         )
         ops = [
