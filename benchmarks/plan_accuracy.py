@@ -6,8 +6,9 @@ and memory meters) on this machine, then, from its rows alone:
 1. held-out lengths: fit on some lengths (both sizes), predict the others;
 2. small from tiny: fit on every tiny point, predict every small point;
 
-and prints, per phase, the mean absolute percentage error of the predicted time (goal <= 15%)
-and of the predicted working memory (the phase's peak above what was resident; goal <= 10%).
+and prints, per phase (the model's build included), the mean absolute percentage error of the
+predicted time (goal <= 15%) and of the predicted working memory (the phase's peak above what was
+resident; goal <= 10%; the CPU meter's resolution makes tiny points' memory figures unreliable).
 
     python benchmarks/plan_accuracy.py --out results/plan-accuracy            # ~10 min, quiet machine
     python benchmarks/plan_accuracy.py --run results/plan-accuracy            # re-analyse a run
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +71,8 @@ def report(title: str, table: dict[str, dict[str, float]]) -> None:
     print(f"\n{title}")
     print(f"{'phase':<10}{'points':>7}{'time MAPE':>12}{'memory MAPE':>14}")
     for phase, row in table.items():
-        print(f"{phase:<10}{row['points']:>7}{row['time_mape']:>11.1%}{row['memory_mape']:>13.1%}")
+        memory = "-" if math.isnan(row["memory_mape"]) else f"{row['memory_mape']:.1%}"
+        print(f"{phase:<10}{row['points']:>7}{row['time_mape']:>11.1%}{memory:>14}")
 
 
 def main() -> None:
