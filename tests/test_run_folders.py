@@ -11,6 +11,7 @@ from harness import store
 from harness.api import run_suite
 from harness.cli import main
 from harness.errors import UserError
+from harness.suite import load_suite
 from tests.fake_workload import FAULTS
 
 FAKE = f"""
@@ -58,6 +59,13 @@ def test_run_suite_runs_a_suite_and_resumes_it_without_repeating_a_point(tmp_pat
     again = run_suite(None, out=out, resume=True)
     assert again.ran == 0 and again.statuses == first.statuses
     assert len(store.load_run(out).results) == len(run.results)
+
+
+def test_run_suite_takes_a_suite_object_with_overrides(tmp_path, suite_file):
+    suite, _ = load_suite(str(suite_file))
+    result = run_suite(suite, out=tmp_path / "run", overrides={"grid.audio_seconds": [3]}, source="test")
+    run = store.load_run(tmp_path / "run")
+    assert result.total == 1 and set(run.results["audio_seconds"]) == {3.0} and run.meta["source"] == "test"
 
 
 def test_run_suite_refuses_to_change_what_a_resumed_run_measures(tmp_path, suite_file):
