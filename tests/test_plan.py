@@ -27,8 +27,15 @@ def test_the_fit_recovers_overhead_per_module_and_efficiency():
     overhead, efficiency = 2e-4, 0.25
     samples = [(m, f, overhead * m + f / efficiency) for m, f in ((10, 1e-3), (20, 1e-3), (10, 5e-2), (40, 2e-1))]
     got_overhead, got_efficiency = fit(samples)
-    assert math.isclose(got_overhead, overhead, rel_tol=1e-6)
-    assert math.isclose(got_efficiency, efficiency, rel_tol=1e-6)
+    assert math.isclose(got_overhead, overhead, rel_tol=0.05)
+    assert math.isclose(got_efficiency, efficiency, rel_tol=0.05)
+
+
+def test_where_the_floor_is_negligible_the_time_goes_to_the_modules_not_to_a_tiny_efficiency():
+    # tiny models: all overhead, with noise that happens to grow with the (negligible) floor
+    samples = [(10, 1e-9, 1.0e-3), (10, 2e-9, 1.1e-3), (10, 3e-9, 1.2e-3)]
+    got_overhead, got_efficiency = fit(samples)
+    assert math.isclose(got_overhead, 1.1e-4, rel_tol=0.05) and got_efficiency > 0.5
 
 
 def test_a_missing_fit_falls_back_to_another_dtype_of_the_same_part_then_to_the_floor():
@@ -101,7 +108,7 @@ def test_calibration_on_a_run_recovers_the_cost_per_module_and_the_efficiency(tm
     fits = calibrate([tmp_path], load_device("h200"))  # the run's own ceilings win over the fallback
     got = fits[key(points[0], "encoder")]
     assert got.points == 3
-    assert got.overhead_s == pytest.approx(overhead, rel=1e-6) and got.efficiency == pytest.approx(efficiency, rel=1e-6)
+    assert got.overhead_s == pytest.approx(overhead, rel=0.05) and got.efficiency == pytest.approx(efficiency, rel=0.05)
     assert key(points[0], BUILD) in fits
 
 

@@ -29,6 +29,7 @@ from models import build
 
 Key = tuple[str, str, str, str]  # phase, component (family name or "fbank"), device, dtype
 Measured = tuple[Point, str, float, float]  # point, phase, latency_s, peak_mem_bytes
+PRIOR_WEIGHT = 0.05  # of the pull towards efficiency 1, against one sample's relative error
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,11 @@ def fit(samples: list[tuple[float, float, float]]) -> tuple[float, float]:
     """(overhead per module, efficiency) from (modules, floor_s, measured_s) samples, least squares
     on relative error; efficiency at most 1 (nothing beats the floor), and 1 when the samples
     cannot tell it (all overhead: tiny models on a CPU)."""
-    a = np.array([[m / t, f / t] for m, f, t in samples])
-    (overhead, inverse), _ = nnls(a, np.ones(len(samples)))
+    # One more row pulls 1 / efficiency gently towards 1: where the floor is a negligible share of
+    # every sample (tiny models), the data cannot tell the efficiency, and the fixed cost per
+    # module, not an efficiency of 1 %, is what carries to larger shapes.
+    a = np.array([[m / t, f / t] for m, f, t in samples] + [[0.0, PRIOR_WEIGHT]])
+    (overhead, inverse), _ = nnls(a, np.array([1.0] * len(samples) + [PRIOR_WEIGHT]))
     return overhead, 1.0 if inverse <= 1 else 1 / inverse  # unidentified (0): the floor itself
 
 
