@@ -41,7 +41,8 @@ def run_suite(
     out: the run folder; default results/<run id>. With `resume` it must hold a run, whose
       unfinished points then run (a suite given must be the run's).
     overrides: {"grid.batch_size": [1, 2], ...} applied to the suite (only RESUMABLE on resume).
-    overwrite: start again in `out` when it holds a run (a folder holding anything else is refused).
+    overwrite: start again in `out` when it holds a run, or add a run to a folder of other files
+      (nothing that is not the run's is deleted; a folder holding the store's names but no run is refused).
     source: where a Suite object came from, for run.json (a name or path records its file).
     """
     overrides = dict(overrides or {})
@@ -61,17 +62,21 @@ def run_suite(
         run_dir = Path(out) if out is not None else Path("results") / run_id
         store.check_new_run_dir(run_dir, overwrite)
     executor = make_executor(resolved.run, resolved.measure, run_dir / store.LOGS)
-    resolved = resolved.with_device(executor.resolve_device(resolved.run.device))
-    if not expand(resolved):
-        raise UserError(f"{source or resolved.name}: the grid selects no points (every combination is excluded)")
-    load_workload(resolved.run.workload)
+    try:
+        resolved = resolved.with_device(executor.resolve_device(resolved.run.device))
+        if not expand(resolved):
+            raise UserError(f"{source or resolved.name}: the grid selects no points (every combination is excluded)")
+        load_workload(resolved.run.workload)
 
-    # Everything is checked: only now is anything written.
-    if resume:
-        meta["suite"] = resolved.model_dump(mode="json")
-        store.write_meta(run_dir, meta)
-    else:
-        store.create_run(run_dir, resolved.model_dump(mode="json"), source, run_id=run_id, overwrite=overwrite)
+        # Everything is checked: only now is anything written.
+        if resume:
+            meta["suite"] = resolved.model_dump(mode="json")
+            store.write_meta(run_dir, meta)
+        else:
+            store.create_run(run_dir, resolved.model_dump(mode="json"), source, run_id=run_id, overwrite=overwrite)
+    except BaseException:
+        executor.close()  # a refused run leaves no workers or cluster connection behind
+        raise
     return runner.execute(run_dir, executor, progress)
 
 
