@@ -10,7 +10,7 @@ import json
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
 
 from harness.errors import UserError
 from harness.measure.ceilings import DTYPES, Ceilings, capture
@@ -18,14 +18,12 @@ from harness.measure.ceilings import DTYPES, Ceilings, capture
 DEVICES_DIR = Path(__file__).resolve().parent / "devices"
 THIS_MACHINE = "this"
 
-Positive = Field(gt=0)
-
 
 class DtypeFlops(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-    float32: float = Positive
-    bfloat16: float = Positive
-    float16: float = Positive
+    model_config = ConfigDict(extra="forbid")
+    float32: PositiveFloat
+    bfloat16: PositiveFloat
+    float16: PositiveFloat
 
 
 class DeviceSpec(BaseModel):
@@ -33,8 +31,8 @@ class DeviceSpec(BaseModel):
     name: str = Field(min_length=1)
     description: str = ""
     source: str = Field(min_length=1)
-    memory_bytes: int = Positive
-    bandwidth_bytes_per_s: float = Positive
+    memory_bytes: PositiveInt
+    bandwidth_bytes_per_s: PositiveFloat
     flops_per_s: DtypeFlops
 
     def ceilings(self) -> Ceilings:
