@@ -23,7 +23,7 @@ import torch
 from harness.measure.ceilings import Ceilings, capture
 from harness.measure.measurement import Measurement
 from harness.points import Point
-from harness.schema import METRIC_UNITS
+from harness.schema import INFERENCE_PHASES as PHASES, METRIC_UNITS
 from harness.suite import Suite
 from models.bytes_moved import phase_bytes
 from models.registry import spec_for
@@ -33,7 +33,6 @@ BYTES_METRIC = "bytes_moved"
 DERIVED = ("achieved_flops_per_s", "achieved_bytes_per_s", "roofline_fraction")
 # Below this fraction of its floor, a phase's time is set by neither ceiling.
 OVERHEAD_FRACTION = 0.1
-PHASES = ("fbank", "encoder", "prefill", "decode", "e2e")
 
 
 def floor_seconds(flops: float, nbytes: float, peak_flops: float, bandwidth: float) -> float:
