@@ -11,6 +11,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from models.families.base import LMFamily
+from models.ops.cpu_gemv import gemv_kernels
 
 
 class CausalLM(nn.Module):
@@ -49,6 +50,9 @@ class CausalLM(nn.Module):
         return out.logits[:, -1], out.cache
 
     def step(self, token: torch.Tensor, cache: object) -> tuple[torch.Tensor, object]:
-        """token (B,) -> (logits (B, vocab), cache extended by one position). Updates `cache` in place."""
-        out = self.model(input_ids=token[:, None], use_cache=True, cache=cache)
+        """token (B,) -> (logits (B, vocab), cache extended by one position). Updates `cache` in place.
+
+        At batch 1 a step is matrix-vector products; see `models.ops.cpu_gemv` for their kernel."""
+        with gemv_kernels(token.shape[0], token.device, self.model.dtype):
+            out = self.model(input_ids=token[:, None], use_cache=True, cache=cache)
         return out.logits[:, -1], out.cache
