@@ -5,7 +5,10 @@ gate, compare) rely on them. `validate` is the single check both sides use.
 """
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Identity of a measured point: what was run.
 POINT_COLUMNS: dict[str, str] = {
@@ -136,6 +139,8 @@ SAMPLE_COLUMNS: dict[str, str] = {
 
 def empty_frame() -> pd.DataFrame:
     """An empty results table with every column at its dtype."""
+    import pandas as pd  # here, not above: the lists are read without it (`lalm-bench list`)
+
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in COLUMNS.items()})
 
 
@@ -145,6 +150,8 @@ def conform(rows: list[dict] | pd.DataFrame, columns: dict[str, str] = COLUMNS) 
     Raises ValueError naming the missing required columns, since a row without its identity
     could never be traced back to what produced it. `columns=SAMPLE_COLUMNS` conforms samples.
     """
+    import pandas as pd
+
     df = pd.DataFrame(rows) if not isinstance(rows, pd.DataFrame) else rows.copy()
     required = REQUIRED if columns is COLUMNS else list(columns)
     missing = [c for c in required if c not in df.columns]

@@ -1,7 +1,7 @@
 """The `[measure.train]` section of a suite: how `train_step` points are trained and searched.
 
     [measure.train]
-    stage = "lora"                  # projector | lora | full (models.finetune.STAGES)
+    stage = "lora"                  # projector | lora | full (models.finetune_stages.STAGES)
     precision = "off"               # off | bf16 (autocast; weights and AdamW state keep run.dtype)
     activation_checkpointing = false
     max_batch = true                # search the largest batch that fits, at each batch-1 point
@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.finetune import PRECISIONS, STAGES
+from models.finetune_stages import PRECISIONS, STAGES
 
 StageName = Literal[tuple(STAGES)]
 Precision = Literal[PRECISIONS]

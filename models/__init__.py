@@ -6,29 +6,19 @@ does not pay for importing torch and transformers.
 """
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
-_EXPORTS = {
-    "LALM": "models.lalm",
-    "ModelSpec": "models.lalm",
-    "num_audio_tokens": "models.lalm",
-    "SIZES": "models.presets",
-    "ALIASES": "models.registry",
-    "SCAN_BACKENDS": "models.registry",
-    "VARIANTS": "models.registry",
-    "build": "models.registry",
-    "spec_for": "models.registry",
-}
-__all__ = list(_EXPORTS)
+from models.lazy import lazy_exports
+
+__all__, __getattr__ = lazy_exports(__name__, {
+    "models.lalm": ("LALM", "ModelSpec", "num_audio_tokens"),
+    "models.presets": ("SIZES",),
+    "models.names": ("ALIASES", "SCAN_BACKENDS", "VARIANTS"),
+    "models.registry": ("build", "spec_for"),
+})
 
 if TYPE_CHECKING:
     from models.lalm import LALM, ModelSpec, num_audio_tokens
+    from models.names import ALIASES, SCAN_BACKENDS, VARIANTS
     from models.presets import SIZES
-    from models.registry import ALIASES, SCAN_BACKENDS, VARIANTS, build, spec_for
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'models' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+    from models.registry import build, spec_for

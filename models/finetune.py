@@ -1,6 +1,6 @@
 """Fine-tuning as LTU and ssLAM do it: the training stages, and one optimiser step.
 
-Stages (`STAGES`), over the training recipe's components (`models.train`):
+Stages (`models.finetune_stages.STAGES`), over the training recipe's components (`models.train`):
 - "projector": LTU's and ssLAM's stage 1; the projector alone trains, encoder and LM frozen.
 - "lora": their later stages; encoder and projector train, the LM through LoRA adapters
   (peft, rank 8, alpha 16) on q_proj and v_proj for LLaMA and on in_proj for Mamba.
@@ -29,24 +29,11 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from models.audio import SAMPLE_RATE
 from models.encoders.dass import VSSBlock
 from models.errors import InputError
+from models.finetune_stages import PRECISIONS, stage_named
 from models.lalm import LALM
 from models.train.loop import _set_trainable
-from models.train.recipe import COMPONENTS, Recipe, Stage
+from models.train.recipe import Recipe, Stage
 from models.train.teacher_forcing import IGNORE, teacher_forcing_loss
-
-STAGE_LR = 1e-4  # cost does not depend on it; small enough that random-weight steps stay finite
-STAGES: dict[str, Stage] = {
-    "projector": Stage("projector", ("projector",), steps=1, lr=STAGE_LR),
-    "lora": Stage("lora", COMPONENTS, steps=1, lr=STAGE_LR, lora=True),
-    "full": Stage("full", COMPONENTS, steps=1, lr=STAGE_LR),
-}
-PRECISIONS = ("off", "bf16")  # autocast setting: none, or bfloat16 autocast
-
-
-def stage_named(name: str) -> Stage:
-    if name not in STAGES:
-        raise InputError(f"unknown training stage {name!r}; valid: {', '.join(STAGES)}")
-    return STAGES[name]
 
 
 def _hf_models(lalm: LALM) -> list[PreTrainedModel]:

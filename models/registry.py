@@ -1,6 +1,7 @@
 """`build(variant, size, ...)`: the one way the harness gets a model.
 
-Variants are ENCODER+LM, every encoder family with every LM family (`models.families`).
+Variants are ENCODER+LM, every encoder family with every LM family (named in `models.names`,
+built by `models.families`).
 Construction happens directly on the target device and dtype (`device="meta"` builds the paper
 shapes without allocating them, for counting).
 """
@@ -19,13 +20,10 @@ from models.families import ENCODERS, LMS, EncoderFamily, LMFamily
 from models.init import init_for
 from models.lalm import LALM, ModelSpec
 from models.lms import CausalLM
+from models.names import ALIASES, SCAN_BACKENDS, VARIANTS
 from models.presets import SIZES
 from models.weights import load_component
 
-ALIASES = {"transformer": "ast+llama", "ssm": "dass+mamba"}
-# The two papers' LALMs first, then every other encoder x LM pair, LM by LM.
-VARIANTS = tuple(dict.fromkeys([*ALIASES.values(), *(f"{e}+{lm}" for lm in LMS for e in ENCODERS)]))
-SCAN_BACKENDS = ("auto", "reference", "cpu", "cuda", "hf")
 COMPONENTS = ("encoder", "projector", "lm")
 
 

@@ -16,7 +16,7 @@ from models.params import count
 
 
 @pytest.mark.parametrize("size", list(SIZES))
-@pytest.mark.parametrize("family", list(ENCODERS.values()) + list(LMS.values()), ids=lambda f: f.name)
+@pytest.mark.parametrize("family", [*ENCODERS.values(), *LMS.values()], ids=[*ENCODERS, *LMS])
 def test_every_family_has_a_shape_for_every_size_and_counts_its_parameters(family, size):
     shape = family.shapes[size]
     with torch.device("meta"):
@@ -25,7 +25,7 @@ def test_every_family_has_a_shape_for_every_size_and_counts_its_parameters(famil
 
 
 @pytest.mark.parametrize("size", list(SIZES))
-@pytest.mark.parametrize("encoder", list(ENCODERS.values()), ids=lambda f: f.name)
+@pytest.mark.parametrize("encoder", list(ENCODERS.values()), ids=list(ENCODERS))
 @pytest.mark.parametrize("d_lm", [64, 2560])
 def test_projector_parameter_formulas_equal_the_built_modules(encoder, size, d_lm):
     d_enc = encoder.width(encoder.shapes[size])
@@ -62,7 +62,7 @@ def test_state_bytes_formula_equals_the_cache(tiny_models, variant, dtype, conte
             logits, cache = model.decode_step(cache, logits.argmax(-1))
 
 
-@pytest.mark.parametrize("lm", list(LMS.values()), ids=lambda f: f.name)
+@pytest.mark.parametrize("lm", list(LMS.values()), ids=list(LMS))
 def test_kv_cache_grows_linearly_and_ssm_state_is_constant(lm):
     shape = lm.shapes["tiny"]
     held = [lm.state_bytes(shape, 2, c, torch.bfloat16) for c in (10, 20, 40)]

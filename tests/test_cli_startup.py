@@ -1,4 +1,4 @@
-"""`lalm-bench --help` and the command list stay light: no torch, transformers or pandas.
+"""`lalm-bench --help`, the command list and `lalm-bench list` stay light: no torch, transformers or pandas.
 
 Those take seconds to import; a newcomer's first command should not pay for them
 (docs/PERF.md has the measured start-up time, scripts/cli_startup_time.py measures it).
@@ -29,6 +29,11 @@ def test_importing_the_cli_and_building_its_parser_imports_no_heavy_library():
 
 def test_help_lists_every_command_without_importing_them_heavily():
     assert _imported_after("import harness.cli\ntry:\n    harness.cli.main(['--help'])\nexcept SystemExit:\n    pass") == []
+
+
+def test_list_checks_every_suite_without_importing_a_heavy_library():
+    # Every suite is validated against the model names, the training stages and the schema.
+    assert _imported_after("import harness.cli\nharness.cli.main(['list'])") == []
 
 
 def test_every_command_module_is_discovered_and_parses_its_own_arguments():

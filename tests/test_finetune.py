@@ -7,7 +7,8 @@ import torch
 
 from models import VARIANTS, build
 from models.errors import InputError
-from models.finetune import STAGES, enable_activation_checkpointing, prepare, random_batch, train_step_for
+from models.finetune import enable_activation_checkpointing, prepare, random_batch, train_step_for
+from models.finetune_stages import STAGES
 from models.params import lora_trainable
 from models.train.recipe import Recipe
 

@@ -12,7 +12,8 @@ from models.bytes_moved import phase_bytes
 from models.errors import InputError
 from models.families import LMS
 from models.families.mamba2 import MAMBA2_2_7B, ssd_flops
-from models.finetune import STAGES, random_batch, train_step_for
+from models.finetune import random_batch, train_step_for
+from models.finetune_stages import STAGES
 from models.params import count, lora_trainable
 
 MAMBA2 = LMS["mamba2"]

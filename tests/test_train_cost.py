@@ -17,7 +17,8 @@ from harness.train_cost.max_batch import SearchResult, max_batch_measurement, se
 from harness.train_settings import TrainSettings
 from harness.workload import measure_point
 from models import VARIANTS, build, spec_for
-from models.finetune import STAGES, TrainStep, random_batch, train_step_for
+from models.finetune import TrainStep, random_batch, train_step_for
+from models.finetune_stages import STAGES
 
 FAST_TIMER = TimerSettings(warmup=0, min_runs=1, max_runs=1)
 SHAPE = dict(batch=1, audio_seconds=0.5, prompt_tokens=4, answer_tokens=4)

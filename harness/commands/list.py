@@ -1,5 +1,5 @@
 """`lalm-bench list [KIND]`: what can be run and measured, each list read from where it is defined
-(suites/, models' registry and presets, the suite schema, the results schema)."""
+(suites/, models' names and presets, the suite schema, the results schema)."""
 from __future__ import annotations
 
 import argparse

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import zlib
 
-ALIASES = {"transformer": "ast+llama", "ssm": "dass+mamba"}
+from models.names import ALIASES
 
 _KNOWN_COLOURS = {
     "ast+llama": "#0072B2",  # blue: the transformer LALM

@@ -35,7 +35,8 @@ from harness.measure.memory import memory_meter
 from harness.measure.phases import PhaseWork, derived
 from harness.measure.timing import Timer, TimerSettings
 from harness.train_cost.analytic import train_step_costs
-from models.finetune import STAGES, TrainBatch, TrainStep, random_batch, train_step_for
+from models.finetune import TrainBatch, TrainStep, random_batch, train_step_for
+from models.finetune_stages import STAGES
 from models.lalm import LALM
 
 MEMORY_STEPS = 2  # the second step runs with the first step's AdamW moments resident
@@ -64,7 +65,7 @@ class TrainInputs:
 
 @dataclass(frozen=True)
 class TrainStepSettings:
-    """stage: a `models.finetune.STAGES` name. precision: "off" or "bf16" (autocast)."""
+    """stage: a `models.finetune_stages.STAGES` name. precision: "off" or "bf16" (autocast)."""
 
     stage: str = "lora"
     precision: str = "off"

@@ -21,7 +21,6 @@ def ast_grid(shape: ASTShape, frames: int) -> tuple[int, int]:
 
 
 class AST(EncoderFamily):
-    name = "ast"
     attention = True
     shapes = {
         "tiny": ASTShape(hidden=64, layers=2, heads=2, mlp=128, max_frames=128),

@@ -24,7 +24,6 @@ LORA_RANK = 8  # LTU's and ssLAM's rank
 class EncoderFamily(ABC):
     """An audio encoder and the projector that turns its output into LM tokens (32 per 10 s)."""
 
-    name: ClassVar[str]
     shapes: ClassVar[Mapping[str, Any]]  # size name -> the encoder's shape
     attention: ClassVar[bool]  # attends over every patch: cost quadratic in the audio length
 
@@ -78,7 +77,6 @@ class EncoderFamily(ABC):
 class LMFamily(ABC):
     """A `transformers` causal LM: its shapes, its build and its closed forms."""
 
-    name: ClassVar[str]
     shapes: ClassVar[Mapping[str, Any]]  # size name -> the LM's shape
     lora_targets: ClassVar[tuple[str, ...]]  # Linear names LoRA adapts (the papers' choice)
     attention: ClassVar[bool]  # attends over the context: its cache (keys and values) grows with it

@@ -60,7 +60,6 @@ def _projector_grid(frames: int) -> tuple[int, int]:
 
 
 class DASS(EncoderFamily):
-    name = "dass"
     attention = False
     shapes = {
         "tiny": DASSShape(widths=(16, 32, 64, 64), depths=(1, 1, 1, 1)),

@@ -68,7 +68,6 @@ def static_kv_cache(model: PreTrainedModel, cache: object, context: int, slots: 
 
 
 class Llama(LMFamily):
-    name = "llama"
     attention = True
     shapes = {
         "tiny": LlamaShape(hidden=64, layers=2, heads=4, mlp=172, vocab=TINY_VOCAB),

@@ -53,7 +53,6 @@ def mamba_config(shape: MambaShape) -> MambaConfig:
 
 
 class Mamba(LMFamily):
-    name = "mamba"
     attention = False
     shapes = {
         "tiny": MambaShape(hidden=64, layers=4, vocab=TINY_VOCAB),

@@ -108,7 +108,6 @@ def ssd_flops(shape: Mamba2Shape, batch: int, length: int) -> int:
 
 
 class Mamba2(LMFamily):
-    name = "mamba2"
     attention = False
     shapes = {
         # A chunk of 32 positions, so CI's short sequences still cross chunk boundaries.
