@@ -141,9 +141,11 @@ def test_workload_measures_train_step_with_its_setting_columns():
     measure = Measure(phases=["train_step"], meters=["latency", "memory", "flops"], warmup=0, repeats=1, max_repeats=1,
                       train=TrainSettings(stage="projector", activation_checkpointing=False))
     result = measure_point(point, measure)
-    assert {row["phase"] for row in result.rows} == {"train_step"}
-    assert {row["train_stage"] for row in result.rows} == {"projector"}
-    assert {row["activation_checkpointing"] for row in result.rows} == {"off"}
+    # Every point also records its model's build (phase "build", harness.schema.PHASES).
+    assert {row["phase"] for row in result.rows} == {"build", "train_step"}
+    trained = [row for row in result.rows if row["phase"] == "train_step"]
+    assert {row["train_stage"] for row in trained} == {"projector"}
+    assert {row["activation_checkpointing"] for row in trained} == {"off"}
     assert "max_batch" not in {row["metric"] for row in result.rows}  # not asked for
     assert {s["phase"] for s in result.samples} == {"train_step"}
 
