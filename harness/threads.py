@@ -10,6 +10,8 @@ one's own, `--threads 0` gives torch's default and `--threads N` any count.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 from harness.errors import UserError
 
@@ -32,11 +34,24 @@ def check_threads(threads: int) -> int:
     return threads
 
 
+def use_threads(threads: int) -> None:
+    """Run this process's CPU work on `threads` threads (0: the libraries' own defaults), the one
+    way a point's thread setting is applied, whichever executor runs it. OMP_NUM_THREADS sizes the
+    OpenMP pools that start later (torch's when a workload imports it only now, child processes');
+    torch, when already imported, is told directly. Importing nothing itself, it leaves a workload
+    that needs no torch without it."""
+    if check_threads(threads) == TORCH_DEFAULT:
+        return
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+
+
 def apply_threads(threads: int) -> int:
     """Run this process's torch work on `threads` threads (0: torch's default); returns the
     count torch then uses, which is what a command records."""
     import torch
 
-    if check_threads(threads) != TORCH_DEFAULT:
-        torch.set_num_threads(threads)
+    use_threads(threads)
     return torch.get_num_threads()

@@ -58,3 +58,11 @@ def measure(point: Point, settings) -> PointResult:
     rows.append({"phase": "e2e", "metric": "state_bytes", "value": state, "unit": "B", "n": 1, "source": "fake"})
     files = {"trace/points.txt": point.label.encode()}
     return PointResult(rows, samples, files)
+
+
+def threads(point: Point, settings) -> PointResult:
+    """The CPU threads the point ran on, torch's count (`run.workload = "tests.fake_workload:threads"`)."""
+    import torch
+
+    row = {"phase": "e2e", "metric": "threads", "value": torch.get_num_threads(), "unit": "1", "n": 1, "source": "fake"}
+    return PointResult([row], [], {})

@@ -9,7 +9,9 @@ import torch
 from harness import store
 from harness.cli import build_parser
 from harness.errors import UserError
-from harness.suite import load_suite
+from harness.executors import make_executor
+from harness.points import Point
+from harness.suite import Measure, RunSettings, load_suite
 from harness.tasks import study
 from harness.tasks.rows import ensure_run
 from harness.threads import DEFAULT_THREADS, apply_threads, check_threads
@@ -22,8 +24,9 @@ MODEL_COMMANDS = {
 
 
 @pytest.fixture
-def torch_threads():
+def torch_threads(monkeypatch):
     before = torch.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", str(before))  # restored after the test: applying sets it
     yield
     torch.set_num_threads(before)
 
@@ -41,6 +44,18 @@ def test_applying_sets_torch_and_returns_what_torch_uses(torch_threads):
     assert apply_threads(0) == 2  # 0 leaves torch's own setting
     with pytest.raises(UserError, match="--threads must be >= 0"):
         check_threads(-1)
+
+
+@pytest.mark.parametrize("isolation", ["none", "process"])
+def test_every_executor_runs_a_point_on_the_runs_threads(isolation, torch_threads):
+    torch.set_num_threads(1)
+    run = RunSettings(isolation=isolation, threads=2, workload="tests.fake_workload:threads")
+    executor = make_executor(run, Measure())
+    executor.submit(Point("ast+llama", "tiny", "cpu", "float32", 1, 1.0, 4, 4))
+    outcome = executor.next_outcome()
+    executor.close()
+    assert outcome.status == "ok", outcome.error
+    assert [row["value"] for row in outcome.rows] == [2]
 
 
 def test_a_suite_runs_on_the_default_unless_it_says_otherwise(tmp_path):

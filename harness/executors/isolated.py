@@ -37,6 +37,7 @@ from harness.executors.base import Outcome, load_workload, signal_name, worker_c
 from harness.errors import UserError
 from harness.failure import classify, describe
 from harness.points import Point
+from harness.threads import TORCH_DEFAULT, use_threads
 
 if TYPE_CHECKING:
     from harness.suite import Measure
@@ -66,9 +67,12 @@ def memory_cap(limit_mb: int) -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
-def run_point(point: Point, measure: Measure, workload: str, memory_limit_mb: int = 0) -> Outcome:
-    """Run the workload on `point` in this process; exceptions become a failed Outcome."""
+def run_point(point: Point, measure: Measure, workload: str, memory_limit_mb: int = 0,
+              threads: int = TORCH_DEFAULT) -> Outcome:
+    """Run the workload on `point` in this process on `threads` CPU threads (0: the libraries'
+    defaults); exceptions become a failed Outcome."""
     started = time.perf_counter()
+    use_threads(threads)
     try:
         measure_point = load_workload(workload)
         with memory_cap(memory_limit_mb):
@@ -104,7 +108,7 @@ def _die_with_parent() -> None:
 
 
 def _child_main(conn: Connection, point: Point, measure: Measure, workload: str, memory_limit_mb: int,
-                env: dict[str, str], log_path: str) -> None:
+                threads: int, env: dict[str, str], log_path: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -113,16 +117,11 @@ def _child_main(conn: Connection, point: Point, measure: Measure, workload: str,
     faulthandler.enable()  # a segfault leaves its Python stack in the log
     # The forkserver's environment is from when it started; this point's (its GPU) is passed in.
     os.environ.update(env)
-    threads = env.get("OMP_NUM_THREADS")
-    if threads and "torch" in sys.modules:
-        import torch
-
-        torch.set_num_threads(int(threads))
     problem = cuda_fork_problem(point)
     if problem:
         outcome = Outcome(point, "error", error=problem)
     else:
-        outcome = run_point(point, measure, workload, memory_limit_mb)
+        outcome = run_point(point, measure, workload, memory_limit_mb, threads)
     try:
         conn.send(outcome)
     except Exception as exc:  # noqa: BLE001 - e.g. a row value that cannot be pickled
@@ -173,10 +172,12 @@ def preload(workload: str) -> None:
 
 
 def run_isolated(point: Point, measure: Measure, workload: str, timeout_s: float, memory_limit_mb: int = 0,
-                 env: dict[str, str] | None = None, log_path: Path | None = None) -> Outcome:
+                 threads: int = TORCH_DEFAULT, env: dict[str, str] | None = None,
+                 log_path: Path | None = None) -> Outcome:
     """Run `point` in a fresh worker process; always returns an Outcome (never raises for the point).
 
-    log_path: where the worker's stdout/stderr go; a temporary file (removed) when None.
+    threads: the worker's CPU threads (`run_point`). env: variables the worker sets first (its
+    GPU). log_path: where the worker's stdout/stderr go; a temporary file (removed) when None.
     """
     ctx = _context()
     keep_log = log_path is not None
@@ -188,7 +189,7 @@ def run_isolated(point: Point, measure: Measure, workload: str, timeout_s: float
     oom_before = _oom_kill_counts()
     started = time.perf_counter()
     proc = ctx.Process(target=_child_main, name=f"lalm-bench {point.label}", daemon=True,
-                       args=(sender, point, measure, workload, memory_limit_mb, env or {}, str(log_path)))
+                       args=(sender, point, measure, workload, memory_limit_mb, threads, env or {}, str(log_path)))
     proc.start()
     sender.close()
     try:

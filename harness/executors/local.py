@@ -46,9 +46,8 @@ class LocalExecutor(_OneAtATime):
         if self._log_dir is not None:
             self._log_dir.mkdir(parents=True, exist_ok=True)
             log_path = self._log_dir / f"{point.id}.log"
-        env = {"OMP_NUM_THREADS": str(self._run.threads)} if self._run.threads else {}
         return run_isolated(point, self._measure, self._run.workload, self._run.timeout_s,
-                            self._run.memory_limit_mb, env=env, log_path=log_path)
+                            self._run.memory_limit_mb, threads=self._run.threads, log_path=log_path)
 
     def close(self) -> None:
         if self._log_dir is not None and self._log_dir.is_dir() and not any(self._log_dir.iterdir()):
@@ -60,4 +59,5 @@ class InProcessExecutor(_OneAtATime):
     the memory cap applies, but a crash ends the sweep and the timeout is not enforced."""
 
     def next_outcome(self) -> Outcome:
-        return run_point(self._queue.popleft(), self._measure, self._run.workload, self._run.memory_limit_mb)
+        return run_point(self._queue.popleft(), self._measure, self._run.workload, self._run.memory_limit_mb,
+                         self._run.threads)

@@ -42,10 +42,11 @@ def run_on_node(point: Point, measure: Measure, run: RunSettings, cpus: int) -> 
     import ray
 
     preload(run.workload)
-    env = {"OMP_NUM_THREADS": str(run.threads or cpus)}
+    env = {}
     if "CUDA_VISIBLE_DEVICES" in os.environ:  # the GPU Ray assigned to this task
         env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
-    outcome = run_isolated(point, measure, run.workload, run.timeout_s, run.memory_limit_mb, env=env)
+    outcome = run_isolated(point, measure, run.workload, run.timeout_s, run.memory_limit_mb,
+                           threads=run.threads or cpus, env=env)
     node_id = ray.get_runtime_context().get_node_id()
     outcome.context["node"] = f"{ray.util.get_node_ip_address()}/{node_id[:8]}"
     return outcome
