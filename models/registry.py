@@ -104,8 +104,18 @@ def build(
         model = LALM(spec, frontend, encoder, projector, lm)
     _use_scan_backend(model, scan_backend, device)
     for component, path in (weights or {}).items():
-        load_component(getattr(model, component), component, Path(path))
+        load_component(_weights_module(model, component), component, Path(path))
     return model.eval()
+
+
+def _weights_module(model: LALM, component: str) -> nn.Module:
+    """The module whose parameter names a component's checkpoint uses: the LM's Hugging Face model
+    inside our adapter, the encoder's as its family says, the projector itself."""
+    if component == "lm":
+        return model.lm.model
+    if component == "encoder":
+        return families(model.spec)[0].weights_module(model.encoder)
+    return model.projector
 
 
 def _use_scan_backend(model: LALM, backend: str, device: torch.device) -> None:

@@ -45,18 +45,9 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def _target(module: nn.Module, component: str) -> nn.Module:
-    # The HF model inside our wrapper, so HF key names match directly.
-    if component == "lm":
-        return module.model
-    if component == "encoder" and hasattr(module, "ast"):
-        return module.ast
-    return module
-
-
-def load_component(module: nn.Module, component: str, path: Path) -> None:
-    """Copy matching tensors from `path` into `module`; raise InputError on any mismatch."""
-    target = _target(module, component)
+def load_component(target: nn.Module, component: str, path: Path) -> None:
+    """Copy matching tensors from `path` into `target`, the module whose names the checkpoint
+    uses (`component` names it in errors); raise InputError on any mismatch."""
     own = target.state_dict()
     state = _read_state(path)
     best: dict[str, torch.Tensor] = {}

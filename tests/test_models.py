@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from models import VARIANTS, build, num_audio_tokens, spec_for
 from models.encoders import ASTEncoder, DASSEncoder
@@ -98,6 +99,22 @@ def test_audio_token_counts(variant, seconds, tokens):
     feats = torch.zeros(1, padded_frames(int(seconds * 16000)), 128, device="meta")
     enc = model.encode(feats)
     assert model.audio_embeds(enc).shape == (1, tokens, model.lm.width)
+
+
+@pytest.mark.parametrize("variant", ["ast+llama", "dass+mamba"])
+def test_local_weights_load_into_each_component_under_their_hugging_face_names(tmp_path, variant):
+    source = build(variant, "tiny", seed=1)
+    # An AST classifier's checkpoint nests the model under `audio_spectrogram_transformer.`.
+    encoder_prefix = "audio_spectrogram_transformer." if variant.startswith("ast") else ""
+    parts = {"encoder": (source.encoder.ast if encoder_prefix else source.encoder, encoder_prefix),
+             "projector": (source.projector, ""), "lm": (source.lm.model, "")}
+    for component, (module, prefix) in parts.items():
+        tensors = {prefix + k: v.clone() for k, v in module.state_dict().items()}  # tied: a copy each
+        save_file(tensors, str(tmp_path / f"{component}.safetensors"))
+    loaded = build(variant, "tiny", seed=2, weights={c: tmp_path / f"{c}.safetensors" for c in parts})
+    for component in parts:
+        theirs = getattr(source, component).state_dict()
+        assert all(torch.equal(v, theirs[k]) for k, v in getattr(loaded, component).state_dict().items()), component
 
 
 def test_unknown_names_list_the_valid_ones():

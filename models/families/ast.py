@@ -35,6 +35,9 @@ class AST(EncoderFamily):
     def build_projector(self, d_enc: int, d_lm: int) -> PoolProjector:
         return PoolProjector(d_enc, d_lm)
 
+    def weights_module(self, encoder: ASTEncoder) -> torch.nn.Module:
+        return encoder.ast  # transformers' ASTModel: AST checkpoints' names
+
     def width(self, shape: ASTShape) -> int:
         return shape.hidden
 

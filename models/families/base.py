@@ -73,6 +73,11 @@ class EncoderFamily(ABC):
         when it has no scan."""
         return None
 
+    def weights_module(self, encoder: nn.Module) -> nn.Module:
+        """The module whose parameter names the encoder's checkpoints use: the Hugging Face model
+        inside the built encoder where there is one, else the encoder itself."""
+        return encoder
+
 
 class LMFamily(ABC):
     """A `transformers` causal LM: its shapes, its build and its closed forms."""
