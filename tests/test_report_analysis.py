@@ -156,3 +156,9 @@ def test_accuracy_cost_uses_the_nearest_length_and_marks_the_front():
     assert table["pareto"].all()
     trade = analysis.accuracy_trade(table.reset_index()).iloc[0]
     assert trade["delta"] == pytest.approx(-0.04) and trade["cost_ratio"] == pytest.approx(0.5)
+
+
+def test_every_variant_has_its_ratio_to_the_transformer_the_papers_pairs_first():
+    assert analysis.RATIO_PAIRS[:3] == (("dass+mamba", "ast+llama"), ("dass+llama", "ast+llama"),
+                                        ("ast+mamba", "ast+llama"))
+    assert {("dass+mamba2", "ast+llama"), ("ast+mamba2", "ast+llama")} <= set(analysis.RATIO_PAIRS)

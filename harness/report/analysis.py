@@ -17,16 +17,18 @@ from scipy.optimize import least_squares
 
 from harness.report import palette, profiles, resample, resolution
 from harness.schema import FAILED_STATUSES, INFERENCE_PHASES
+from models.names import ALIASES, VARIANTS
 
 # The LALMs feed 32 LM tokens per 10 s of audio (both projectors). The models pad clips to
 # whole 64-frame blocks, so for lengths that are not multiples of 0.625 s the true count is
 # up to two tokens more; that is invisible on a context-length axis.
 AUDIO_TOKENS_PER_SECOND = 32 / 10
 
-TRANSFORMER = "ast+llama"
-# (numerator, denominator) of the ratio figure and crossovers: the SSM LALM and both hybrids
-# against the transformer LALM.
-RATIO_PAIRS = (("dass+mamba", TRANSFORMER), ("dass+llama", TRANSFORMER), ("ast+mamba", TRANSFORMER))
+TRANSFORMER = ALIASES["transformer"]
+# (numerator, denominator) of the ratio figure and crossovers: every other variant against the
+# transformer LALM, in the variants' order (the SSM LALM first, then the hybrids and Mamba-2), so
+# a new family's variants get their ratios without a list here.
+RATIO_PAIRS = tuple((variant, TRANSFORMER) for variant in VARIANTS if variant != TRANSFORMER)
 
 # The grid axes a suite sweeps. A figure varies some and holds the others fixed.
 SWEEP_AXES = ("audio_seconds", "batch_size", "prompt_tokens", "new_tokens")
