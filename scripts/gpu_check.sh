@@ -8,8 +8,8 @@
 #             the venv's torch sees the GPU.
 #   tests-*   the GPU tests, by value: scan / state update / parity -> CUDA graphs ->
 #             memory, NVML, energy -> profiler -> training and the largest-batch search.
-#   sweep     4 points (ast+llama and dass+mamba eager fp32, dass+mamba fp16 and as a CUDA
-#             graph; energy on all) and its report.
+#   sweep     5 points (ast+llama, dass+mamba and dass+mamba2 eager fp32, dass+mamba fp16 and
+#             as a CUDA graph; energy on all) and its report.
 #   gate      a CUDA kernel-timing record, if time is left.
 #
 #   OUT=/tmp/gpu-check bash scripts/gpu_check.sh        # OUT defaults to results/gpu-check
@@ -162,15 +162,15 @@ tests tests-memory 75 45 tests/test_measure_memory.py tests/test_measure_energy.
 tests tests-profile 60 45 tests/test_profile_gpu.py -m gpu
 tests tests-train 100 90 tests/test_train_cost_search.py -m gpu  # the largest-batch search: its own small limit
 
-# --- a 4-point sweep and its report -------------------------------------------------------------
+# --- a 5-point sweep and its report -------------------------------------------------------------
 cat >"$WORK/gpu-check.toml" <<'TOML'
 name = "gpu-check"
-description = "GPU check: both LM families eager in fp32, the SSM LALM in fp16 and as a CUDA graph; energy"
+description = "GPU check: the three LM families eager in fp32, the SSM LALM in fp16 and as a CUDA graph; energy"
 
 [grid]
-variant = ["ast+llama", "dass+mamba", "dass+mamba", "dass+mamba"]
-dtype = ["float32", "float32", "float16", "float32"]
-mode = ["eager", "eager", "eager", "cuda_graph"]
+variant = ["ast+llama", "dass+mamba", "dass+mamba2", "dass+mamba", "dass+mamba"]
+dtype = ["float32", "float32", "float32", "float16", "float32"]
+mode = ["eager", "eager", "eager", "eager", "cuda_graph"]
 zip = [["variant", "dtype", "mode"]]
 size = "small"
 audio_seconds = 10
