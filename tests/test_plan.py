@@ -1,14 +1,16 @@
-"""`lalm-bench plan`: device specs, the efficiency fit, the timer's arithmetic, bad input."""
+"""`lalm-bench plan`: device specs, the efficiency fit, the working set, the timer's arithmetic, bad input."""
 from __future__ import annotations
 
+import gc
 import json
-import math
 
 import pytest
+import torch
 
 from harness.cli import main
-from harness.plan.calibrate import Fit, fit, lookup
-from harness.plan.predict import predict, timed_seconds
+from harness.plan.calibrate import Fit, fit, floor, lookup
+from harness.plan.predict import phase_seconds, predict, timed_seconds
+from harness.plan.working_set import LiveBytes, dry_run, working_set
 from harness.plan.specs import builtin_names, load_device
 from harness.points import Point
 from harness.suite import load_suite
@@ -23,26 +25,58 @@ def test_builtin_device_specs_name_their_datasheet_and_every_dtype(name):
     assert ceilings.bandwidth > 1e12 and ceilings.memory_bytes >= 80e9
 
 
-def test_the_fit_recovers_overhead_per_module_and_efficiency():
-    overhead, efficiency = 2e-4, 0.25
-    samples = [(m, f, overhead * m + f / efficiency) for m, f in ((10, 1e-3), (20, 1e-3), (10, 5e-2), (40, 2e-1))]
-    got_overhead, got_efficiency = fit(samples)
-    assert math.isclose(got_overhead, overhead, rel_tol=0.05)
-    assert math.isclose(got_efficiency, efficiency, rel_tol=0.05)
+def test_the_fit_recovers_the_cost_per_module_and_each_efficiency():
+    truth = Fit(2e-4, compute_eff=0.5, stream_eff=0.25, activation_eff=1.0, points=1)
+    shapes = [(10, 1e-3, 2e-3, 1e-4), (20, 4e-3, 2e-3, 4e-4), (10, 2e-2, 8e-3, 2e-3), (40, 8e-2, 8e-3, 8e-3),
+              (30, 1e-1, 3e-2, 1e-2), (20, 3e-3, 5e-2, 3e-4)]
+    got = fit([(terms, truth.seconds(terms)) for terms in shapes])
+    assert got.points == len(shapes)
+    assert got.overhead_s == pytest.approx(truth.overhead_s, rel=0.05)
+    assert (got.compute_eff, got.stream_eff) == pytest.approx((0.5, 0.25), rel=0.05)
+    assert got.activation_eff == pytest.approx(1.0, rel=0.05)
 
 
-def test_where_the_floor_is_negligible_the_time_goes_to_the_modules_not_to_a_tiny_efficiency():
-    # tiny models: all overhead, with noise that happens to grow with the (negligible) floor
-    samples = [(10, 1e-9, 1.0e-3), (10, 2e-9, 1.1e-3), (10, 3e-9, 1.2e-3)]
-    got_overhead, got_efficiency = fit(samples)
-    assert math.isclose(got_overhead, 1.1e-4, rel_tol=0.05) and got_efficiency > 0.5
+def test_where_the_roofline_terms_are_negligible_the_time_goes_to_the_modules_not_to_tiny_efficiencies():
+    # tiny models: all overhead, with noise that happens to grow with the (negligible) terms
+    samples = [((10, 1e-9, 1e-9, 1e-9), 1.0e-3), ((10, 2e-9, 2e-9, 2e-9), 1.1e-3), ((10, 3e-9, 3e-9, 3e-9), 1.2e-3)]
+    got = fit(samples)
+    assert got.overhead_s == pytest.approx(1.1e-4, rel=0.05)
+    assert (got.compute_eff, got.stream_eff, got.activation_eff) == (1.0, 1.0, 1.0)
 
 
 def test_a_missing_fit_falls_back_to_another_dtype_of_the_same_part_then_to_the_floor():
     point = Point("dass+mamba", "tiny", "cpu", "bfloat16", 1, 1.0, 8, 4)
-    fits = {("decode", "mamba", "cpu", "float32"): Fit(1e-4, 0.5, 1.0, 3)}
+    fits = {("decode", "mamba", "cpu", "float32"): Fit(1e-4, stream_eff=0.5, points=3)}
     assert lookup(fits, point, "decode").points == 3
     assert lookup(fits, point, "encoder") == Fit()
+
+
+def test_an_uncalibrated_phase_is_its_roofline_floor():
+    point = Point("ast+llama", "tiny", "cpu", "float32", 1, 4.0, 8, 4)
+    ceilings = load_device("h200")
+    assert phase_seconds(point, "encoder", Fit(), ceilings) == floor(point, "encoder", ceilings)
+
+
+def test_each_phases_working_set_is_what_it_adds_to_what_earlier_phases_left_live():
+    with LiveBytes(known=set()) as live:
+        kept = torch.zeros(1000)  # 4000 B, from an earlier phase
+        live.mark()
+        scratch = kept + 1  # 4000 B more, then freed
+        del scratch
+        gc.collect()
+        out = torch.zeros(500)  # the phase's output, 2000 B
+        assert live.phase_peak == 4000 and live.peak == 8000
+    del kept, out
+
+
+def test_the_working_set_scaled_by_the_batch_is_close_to_a_dry_run_at_that_batch():
+    point = Point("dass+mamba", "tiny", "cpu", "float32", 3, 2.0, 8, 4)
+    scaled = working_set(point)
+    direct = dry_run(point.variant, point.size, torch.float32, torch.device("cpu"), 3, 32000, 8)
+    large = [p for p, b in direct.phase_bytes.items() if b > 2**20]
+    assert {"fbank", "encoder"} <= set(large)
+    assert all(scaled.phase_bytes[p] == pytest.approx(direct.phase_bytes[p], rel=0.05) for p in large)
+    assert scaled.peak_bytes == pytest.approx(direct.peak_bytes, rel=0.05)
 
 
 def test_the_timer_spends_warm_up_plus_repeats_up_to_the_phase_budget():
@@ -55,9 +89,11 @@ def test_paper_points_on_a_smaller_card_are_flagged_out_of_memory():
     suite, _ = load_suite("paper")
     ceilings = load_device("a100-80gb")
     small = predict(Point("dass+mamba", "paper", "cuda", "float16", 1, 10.0, 32, 32), suite, ceilings, {})
-    large = predict(Point("ast+llama", "paper", "cuda", "float16", 16, 60.0, 32, 32), suite, ceilings, {})
+    large = predict(Point("ast+llama", "paper", "cuda", "float16", 512, 60.0, 32, 32), suite, ceilings, {})
     assert not small.oom and large.oom
-    assert small.peak_mem_bytes > 2.77e9 * 2  # Mamba-2.8B's weights in float16 at least
+    weights = 2.77e9 * 2  # Mamba-2.8B's weights in float16 at least
+    assert weights < small.peak_mem_bytes < 1.2 * weights  # and a batch-1 10 s clip adds little
+    assert 0 < small.phase_mem_bytes["decode"] < small.phase_mem_bytes["encoder"]
     assert small.phase_s["build"] == pytest.approx(2.9e9 * 2 / ceilings.bandwidth, rel=0.1)
     assert small.wall_s > small.phase_s["build"] + small.phase_s["e2e"]
     assert small.phase_s["e2e"] == pytest.approx(
@@ -88,7 +124,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, case, args, message)
 def test_calibration_on_a_run_recovers_the_cost_per_module_and_the_efficiency(tmp_path):
     from harness import store
     from harness.measure.ceilings import Ceilings
-    from harness.plan.calibrate import BUILD, calibrate, floor, key, modules
+    from harness.plan.calibrate import BUILD, calibrate, key, terms
     from harness.runner import identity
 
     ceilings = Ceilings("cpu", "test", {"float32": 5e10, "bfloat16": 1e11, "float16": 1e9}, 1e10, 1e10, 8 << 30)
@@ -96,19 +132,20 @@ def test_calibration_on_a_run_recovers_the_cost_per_module_and_the_efficiency(tm
     store.create_run(tmp_path, suite.with_device("cpu").model_dump(mode="json"), "test", run_id="r")
     meta = store.read_meta(tmp_path)
     store.write_meta(tmp_path, {**meta, "sessions": [{"ceilings": ceilings.as_dict()}]})
-    overhead, efficiency = 3e-5, 0.4
+    truth = Fit(3e-5, compute_eff=0.4, points=1)
     points = [Point("dass+mamba", "tiny", "cpu", "float32", 1, s, 8, 4) for s in (1.0, 4.0, 16.0)]
     rows = []
     for point in points:
         for phase, metric in (("encoder", "latency_ms"), (BUILD, "build_ms")):
-            seconds = overhead * modules(point.variant, point.size, phase) + floor(point, phase, ceilings) / efficiency
+            seconds = truth.seconds(terms(point, phase, ceilings))
             rows.append({**identity(point, "quick", "r"), "phase": phase, "metric": metric, "value": seconds * 1e3,
                          "unit": "ms", "lo": float("nan"), "hi": float("nan"), "n": 1, "status": "ok", "error": ""})
     store.append_rows(tmp_path, rows)
     fits = calibrate([tmp_path], load_device("h200"))  # the run's own ceilings win over the fallback
     got = fits[key(points[0], "encoder")]
     assert got.points == 3
-    assert got.overhead_s == pytest.approx(overhead, rel=0.05) and got.efficiency == pytest.approx(efficiency, rel=0.05)
+    assert got.overhead_s == pytest.approx(truth.overhead_s, rel=0.05)
+    assert got.compute_eff == pytest.approx(truth.compute_eff, rel=0.05)
     assert key(points[0], BUILD) in fits
 
 

@@ -1,17 +1,31 @@
-"""Per-phase efficiency, fitted on measured runs.
+"""Per-phase cost per module and efficiencies, fitted on measured runs.
 
-A phase's time is modelled as  t = overhead_s * modules + floor_s / efficiency : a fixed cost
-per module the phase runs (dispatch, Python, small kernels: what dominates tiny models) plus the
-roofline floor (`harness.roofline.floor_seconds`) stretched by how far below the ceilings the
-kernels run. Both are fitted by non-negative least squares on relative errors, per phase, for
-the part of the model the phase runs (the encoder family, the LM family), device and dtype;
-the working-memory share is the median of measured peak above the phase's start, over its
-closed-form activation bytes. Without a calibration, overhead is 0 and efficiency 1: the
-prediction is the floor, a lower bound.
+A phase's time is modelled as
+
+    t = overhead_s * modules + flops / (peak * compute_eff) + stream_bytes / (bandwidth * stream_eff)
+        + activation_bytes / (bandwidth * activation_eff)
+
+a fixed cost per module the phase runs (dispatch, Python, small kernels: what dominates tiny
+models), then its arithmetic, its weights and cache streamed from memory, and its activations
+moved, each at its own fraction of the ceilings (`harness.plan.costs` splits the bytes). The
+terms add up rather than overlap: on one CPU thread a phase's kernels run one after another,
+and the bytes-bound ones (weights streamed for each token) and the compute-bound ones (long
+clips' matmuls) run at different fractions of their ceilings (fitted on a CPU: streaming
+weights at ~0.3 of the read bandwidth in decode and prefill alike, matmuls at 0.6-1 of the
+peak); one efficiency against max(FLOPs / peak, bytes / bandwidth) cannot fit both.
+
+Fitted by non-negative least squares on relative errors, per phase, for the part of the model
+the phase runs (the encoder family, the LM family; the build per variant, its stream being every
+weight written once: random initialisation costs ~100x that, and the fit says so), device and
+dtype. Each efficiency is at most 1, and fitted only where the samples tell it (`fit`): a
+calibration on tiny models, whose time is the cost per module, says nothing of how fast larger
+ones stream their weights, and predicts them at the ceiling, too fast. Without a calibration, a
+phase's time is its roofline floor (`harness.roofline.floor_seconds`), a lower bound.
 """
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,25 +41,34 @@ from harness.points import Point
 from harness.roofline import floor_seconds
 from models import build
 
-Key = tuple[str, str, str, str]  # phase, component (family name or "fbank"), device, dtype
+Key = tuple[str, str, str, str]  # phase, component (family name, "fbank", the variant for the build), device, dtype
 Measured = tuple[Point, str, float, float]  # point, phase, latency_s, peak_mem_bytes
-PRIOR_WEIGHT = 0.05  # of the pull towards efficiency 1, against one sample's relative error
+Terms = tuple[float, float, float, float]  # modules, compute_s, stream_s, activation_s (at the ceilings)
+# A term must reach this share of some sample's time for its efficiency to be fitted at all: a
+# term of 1e-6 of every sample could absorb any noise that happens to grow with it.
+TELLS = 0.005
+BUILD = "build"  # the model's construction: fitted like a phase, its stream writing the weights once
 
 
 @dataclass(frozen=True)
 class Fit:
     overhead_s: float = 0.0  # per module
-    efficiency: float = 1.0
-    memory_share: float = 1.0
+    compute_eff: float = 1.0
+    stream_eff: float = 1.0
+    activation_eff: float = 1.0
     points: int = 0  # calibration points behind it (0: the uncalibrated floor)
 
-
-BUILD = "build"  # the model's construction: fitted like a phase, its floor writing the weights once
+    def seconds(self, terms: Terms) -> float:
+        modules, compute, stream, activation = terms
+        return (self.overhead_s * modules + compute / self.compute_eff + stream / self.stream_eff
+                + activation / self.activation_eff)
 
 
 def component(point: Point, phase: str) -> str:
-    """The part of the model a phase runs, named by its family."""
-    if phase in ("fbank", BUILD):
+    """The part of the model a phase runs, named by its family (the build: the variant)."""
+    if phase == BUILD:
+        return point.variant
+    if phase == "fbank":
         return phase
     return point.encoder if phase == "encoder" else point.lm
 
@@ -63,6 +86,17 @@ def modules(variant: str, size: str, phase: str) -> int:
     return max(1, sum(1 for part in parts for m in part.modules() if not list(m.children())))
 
 
+def terms(point: Point, phase: str, ceilings: Ceilings) -> Terms:
+    """The phase's modules and the time of each roofline term at the ceilings."""
+    cost = point_cost(point)
+    count = modules(point.variant, point.size, phase)
+    if phase == BUILD:
+        return count, 0.0, cost.weight_bytes / ceilings.bandwidth, 0.0
+    phase_cost = cost.phases[phase]
+    return (count, phase_cost.flops / ceilings.peak_flops(point.dtype), phase_cost.stream_bytes / ceilings.bandwidth,
+            phase_cost.activation_bytes / ceilings.bandwidth)
+
+
 def floor(point: Point, phase: str, ceilings: Ceilings) -> float:
     """The roofline floor of one call of `phase`; for the build, writing every weight once."""
     if phase == BUILD:
@@ -71,16 +105,35 @@ def floor(point: Point, phase: str, ceilings: Ceilings) -> float:
     return floor_seconds(cost.flops, cost.bytes, ceilings.peak_flops(point.dtype), ceilings.bandwidth)
 
 
-def fit(samples: list[tuple[float, float, float]]) -> tuple[float, float]:
-    """(overhead per module, efficiency) from (modules, floor_s, measured_s) samples, least squares
-    on relative error; efficiency at most 1 (nothing beats the floor), and 1 when the samples
-    cannot tell it (all overhead: tiny models on a CPU)."""
-    # One more row pulls 1 / efficiency gently towards 1: where the floor is a negligible share of
-    # every sample (tiny models), the data cannot tell the efficiency, and the fixed cost per
-    # module, not an efficiency of 1 %, is what carries to larger shapes.
-    a = np.array([[m / t, f / t] for m, f, t in samples] + [[0.0, PRIOR_WEIGHT]])
-    (overhead, inverse), _ = nnls(a, np.array([1.0] * len(samples) + [PRIOR_WEIGHT]))
-    return overhead, 1.0 if inverse <= 1 else 1 / inverse  # unidentified (0): the floor itself
+def _solve(shares: np.ndarray, told: list[int]) -> tuple[np.ndarray, float]:
+    """(o, x) over the columns `told` (the others 0), and the sum of squared relative residuals."""
+    solved, residual = nnls(shares[:, told], 1 - shares[:, 1:].sum(axis=1))
+    excess = np.zeros(4)
+    excess[told] = solved
+    return excess, residual**2
+
+
+def fit(samples: list[tuple[Terms, float]]) -> Fit:
+    """The cost per module and the efficiencies from (terms, measured_s) samples: least squares on
+    relative error, each inverse efficiency 1 + x with x >= 0 (nothing beats its ceiling).
+
+    An efficiency is fitted only where the samples tell it: of every choice of which efficiencies
+    to fit (the cost per module always is; a term only where it reaches `TELLS` of some sample's
+    time), the one with the least Schwarz criterion. A term the
+    samples cannot tell (a negligible share of every sample: tiny models on a CPU) would
+    otherwise take whatever x fits their noise and predict larger shapes wildly; left at
+    efficiency 1, it is the cost per module that carries to them."""
+    # Relative residual: (o * modules + sum term * (1 + x)) / t - 1, linear in (o, x) >= 0.
+    shares = np.array([[m / t, c / t, s / t, v / t] for (m, c, s, v), t in samples])
+    n = len(samples)
+    choices = [[0, *chosen] for r in range(4) for chosen in itertools.combinations((1, 2, 3), r)
+               if all(shares[:, i].max() >= TELLS for i in chosen)]
+
+    def schwarz(told: list[int]) -> float:
+        return n * math.log(max(_solve(shares, told)[1], 1e-12) / n) + math.log(n) * len(told)
+
+    excess, _ = _solve(shares, min(choices, key=schwarz))
+    return Fit(excess[0], *(1 / (1 + x) for x in excess[1:]), points=n)
 
 
 def run_points(run_dir: Path) -> tuple[list[Measured], dict | None]:
@@ -111,21 +164,11 @@ def run_points(run_dir: Path) -> tuple[list[Measured], dict | None]:
 
 def fit_measured(runs: list[tuple[list[Measured], Ceilings]]) -> dict[Key, Fit]:
     """Fits per key from measured phases, each run's against the ceilings of the machine it ran on."""
-    samples: dict[Key, list[tuple[float, float, float]]] = {}
-    shares: dict[Key, list[float]] = {}
+    samples: dict[Key, list[tuple[Terms, float]]] = {}
     for measured, ceilings in runs:
-        for point, phase, seconds, peak in measured:
-            k = key(point, phase)
-            samples.setdefault(k, []).append((modules(point.variant, point.size, phase),
-                                              floor(point, phase, ceilings), seconds))
-            activations = point_cost(point).phases[phase].activation_bytes if phase != BUILD else 0
-            if peak > 0 and activations > 0:
-                shares.setdefault(k, []).append(peak / activations)
-    fits = {}
-    for k, rows in samples.items():
-        overhead, efficiency = fit(rows)
-        fits[k] = Fit(overhead, efficiency, float(np.median(shares[k])) if k in shares else 1.0, len(rows))
-    return fits
+        for point, phase, seconds, _ in measured:
+            samples.setdefault(key(point, phase), []).append((terms(point, phase, ceilings), seconds))
+    return {k: fit(rows) for k, rows in samples.items()}
 
 
 def calibrate(run_dirs: list[Path], fallback: Ceilings) -> dict[Key, Fit]:

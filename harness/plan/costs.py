@@ -1,20 +1,21 @@
-"""A point's closed forms, per phase: FLOPs, bytes moved, and the memory it needs.
+"""A point's closed forms, per phase: FLOPs and bytes moved, and the weights and cache it holds.
 
-Memory of a point = weights + the LM cache after the prompt and the new tokens + the largest
-phase's working activations. The working activations are the phase's activation bytes
-(`models.bytes_moved`) times a share: 1 (everything live at once, an upper bound) until a
-calibration says how much of it the measured peaks held.
+Bytes are split the way they cost: `stream_bytes` (the weights and the LM cache, read from
+memory on every call whatever the cache sizes) and `activation_bytes` (every operator's inputs
+and output, an upper bound at small shapes where they stay in cache). What each phase holds in
+memory comes from a dry run instead (`harness.plan.working_set`).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
 
 from harness.points import Point
 from models.analytic import lalm_flops, lalm_params
-from models.bytes_moved import phase_bytes
 from models.audio import SAMPLE_RATE
+from models.bytes_moved import phase_bytes
 from models.lalm import padded_frames
 from models.registry import families, spec_for
 
@@ -24,17 +25,22 @@ PHASES = ("fbank", "encoder", "prefill", "decode")  # e2e is their sum: fbank, e
 @dataclass(frozen=True)
 class PhaseCost:
     flops: float
-    bytes: float
+    stream_bytes: float  # weights and LM cache read or written
     activation_bytes: float
+
+    @property
+    def bytes(self) -> float:
+        return self.stream_bytes + self.activation_bytes
 
 
 @dataclass(frozen=True)
 class PointCost:
     weight_bytes: float
-    state_bytes: float  # the LM cache after the prompt and every new token
+    state_growth_bytes: float  # the LM cache after every new token, beyond that after the first
     phases: dict[str, PhaseCost]
 
 
+@functools.cache
 def point_cost(point: Point) -> PointCost:
     """The closed forms of `point`'s phases (one call each; a decode step at audio + prompt)."""
     spec = spec_for(point.variant, point.size)
@@ -43,9 +49,11 @@ def point_cost(point: Point) -> PointCost:
     for phase in PHASES:
         args = (spec, phase, point.batch_size, point.audio_seconds)
         moved = phase_bytes(*args, dtype, point.prompt_tokens)
-        phases[phase] = PhaseCost(float(lalm_flops(*args, point.prompt_tokens)), float(sum(moved.values())),
-                                  float(moved["activations"]))
+        phases[phase] = PhaseCost(float(lalm_flops(*args, point.prompt_tokens)),
+                                  float(sum(moved.values()) - moved["activations"]), float(moved["activations"]))
     _, lm = families(spec)
-    context = padded_frames(round(point.audio_seconds * SAMPLE_RATE)) // 32 + point.prompt_tokens + point.new_tokens
-    state = lm.state_bytes(lm.shapes[spec.size], point.batch_size, context, dtype)
-    return PointCost(float(sum(lalm_params(spec).values()) * dtype.itemsize), float(state), phases)
+    prefix = padded_frames(round(point.audio_seconds * SAMPLE_RATE)) // 32 + point.prompt_tokens
+    shape = lm.shapes[spec.size]
+    growth = (lm.state_bytes(shape, point.batch_size, prefix + max(point.new_tokens, 1), dtype)
+              - lm.state_bytes(shape, point.batch_size, prefix + 1, dtype))
+    return PointCost(float(sum(lalm_params(spec).values()) * dtype.itemsize), float(growth), phases)

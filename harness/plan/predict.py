@@ -1,11 +1,18 @@
 """Predictions per point: peak memory, each phase's time, the point's wall time, and flags.
 
-A phase's time is `overhead_s * modules + floor / efficiency` (`harness.plan.calibrate`); e2e is
-fbank + encoder + prefill + (new_tokens - 1) decode steps. A point's wall time is what the
+A phase's time is `harness.plan.calibrate`'s model (the roofline floor where uncalibrated); e2e
+is fbank + encoder + prefill + (new_tokens - 1) decode steps. A point's wall time is what the
 timer spends on each requested phase: the warm-up runs, then at least `repeats` timed runs and
 more up to `max_repeats` or `max_phase_seconds` (the upper end is taken: a plan should not
 promise a point fits in its timeout when it may not), after the model's build (fitted like a
-phase, its floor writing every weight once). The meters' own overhead is not included.
+phase). The meters' own overhead is not included.
+
+Memory comes from the dry run (`harness.plan.working_set`): each phase's working set (what the
+memory meter measures as its `peak_mem_bytes`), and the point's peak = weights + waveform + the
+live tensors at the dry run's peak + the LM cache the remaining new tokens add. A run cannot
+check a phase's working set below its meter's resolution (`mem_resolution_bytes`: 32 MiB on a
+CPU, where malloc reuses resident heap): below it a prediction is a statement about tensors, not
+one a measurement will confirm.
 """
 from __future__ import annotations
 
@@ -13,16 +20,22 @@ import math
 from dataclasses import dataclass
 
 from harness.measure.ceilings import Ceilings
-from harness.plan.calibrate import BUILD, Fit, floor, lookup, modules
+from harness.measure.memory import RESOLUTIONS
+from harness.plan.calibrate import BUILD, Fit, floor, lookup, terms
 from harness.plan.costs import PHASES, point_cost
+from harness.plan.working_set import working_set
 from harness.points import Point
 from harness.suite import Suite
+from models.audio import SAMPLE_RATE
+
+WAVE_BYTES = 4  # the waveform is float32 whatever the model's dtype
 
 
 @dataclass(frozen=True)
 class Prediction:
     point: Point
     phase_s: dict[str, float]  # fbank, encoder, prefill, decode (per token), e2e, and the model's build
+    phase_mem_bytes: dict[str, float]  # each phase's working set: its peak above what was resident
     peak_mem_bytes: float
     wall_s: float  # the point's build and the measurement of its requested phases
     calibrated: bool  # every phase from a fit (else some are the floor, a lower bound)
@@ -31,12 +44,20 @@ class Prediction:
 
     def as_dict(self) -> dict:
         return {**self.point.as_dict(), "label": self.point.label, "phase_s": self.phase_s,
+                "phase_mem_bytes": self.phase_mem_bytes, "mem_resolution_bytes": memory_resolution(self.point.device),
                 "peak_mem_bytes": self.peak_mem_bytes, "wall_s": self.wall_s, "calibrated": self.calibrated,
                 "oom": self.oom, "timeout": self.timeout}
 
 
+def memory_resolution(device: str) -> float:
+    """The smallest phase footprint the device's memory meter tells apart from none."""
+    source = "torch.cuda.max_memory_allocated" if device.startswith("cuda") else "proc.VmHWM"
+    return RESOLUTIONS[(source, "peak_mem_bytes")][0]
+
+
 def phase_seconds(point: Point, phase: str, fit: Fit, ceilings: Ceilings) -> float:
-    return fit.overhead_s * modules(point.variant, point.size, phase) + floor(point, phase, ceilings) / fit.efficiency
+    """One call of `phase`: the fitted model, or the roofline floor where nothing was fitted."""
+    return fit.seconds(terms(point, phase, ceilings)) if fit.points else floor(point, phase, ceilings)
 
 
 def timed_seconds(t: float, suite: Suite) -> float:
@@ -52,10 +73,12 @@ def predict(point: Point, suite: Suite, ceilings: Ceilings, fits: dict) -> Predi
     times = {phase: phase_seconds(point, phase, fit, ceilings) for phase, fit in phase_fits.items()}
     times["e2e"] = sum(times[p] for p in PHASES[:3]) + (point.new_tokens - 1) * times["decode"]
     cost = point_cost(point)
-    working = max(cost.phases[p].activation_bytes * phase_fits[p].memory_share for p in PHASES)
-    peak = cost.weight_bytes + cost.state_bytes + working
+    dry = working_set(point)
+    wave = point.batch_size * round(point.audio_seconds * SAMPLE_RATE) * WAVE_BYTES
+    peak = cost.weight_bytes + wave + dry.peak_bytes + cost.state_growth_bytes
     measured = [p for p in suite.measure.phases if p in times and p != BUILD]
     wall = times[BUILD] + sum(timed_seconds(times[p], suite) for p in measured)
     limit = suite.run.memory_limit_mb * 2**20 if suite.run.memory_limit_mb else ceilings.memory_bytes
-    return Prediction(point, times, peak, wall, all(f.points for f in phase_fits.values()),
-                      oom=bool(limit) and peak > limit, timeout=wall > suite.run.timeout_s)
+    return Prediction(point, times, {p: float(b) for p, b in dry.phase_bytes.items()}, peak, wall,
+                      all(f.points for f in phase_fits.values()), oom=bool(limit) and peak > limit,
+                      timeout=wall > suite.run.timeout_s)
