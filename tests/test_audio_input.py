@@ -13,11 +13,14 @@ import torch
 from harness import forecast
 from harness.audio_input import conversion_note, dataset_conversion_note, read_clip
 from harness.cli import main
+from harness.tasks import train_run
 from models import build
 from models.audio import probe_wav
 from models.errors import InputError
+from models.train import ltu_recipe
 from tests.conftest import write_wav
 from tests.test_audio import extensible_fmt, plain_fmt, write_riff
+from tests.test_tasks_adapters import speech_commands
 
 
 def _tone(seconds: float, rate: int = 16000, channels: int = 1) -> np.ndarray:
@@ -86,6 +89,22 @@ def test_a_dataset_says_once_how_many_files_it_converts(tmp_path):
         "(1 at 8000 Hz with 2 channel(s), 1 at 44100 Hz with 1 channel(s))"
     )
     assert dataset_conversion_note(tmp_path, paths[:1]) is None
+
+
+def test_training_says_once_how_many_of_its_files_it_converts(tmp_path, capsys, monkeypatch):
+    root = speech_commands(tmp_path / "sc")
+    for speaker in ("eeee4444", "ffff5555"):
+        write_wav(root / "yes" / f"{speaker}_nohash_0.wav", _tone(1.0, 8000, 2), rate=8000, channels=2)
+
+    def stop(*args, **kwargs):
+        raise InterruptedError("the note comes before the model")
+
+    monkeypatch.setattr(train_run, "build", stop)
+    with pytest.raises(InterruptedError):
+        train_run.run_training(train_run.TrainJob("ast+llama", "tiny", "kws", root, tmp_path / "ck", ltu_recipe(1)))
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{root}: 2 of ")
+    assert lines[0].endswith("audio files are converted to 16000 Hz mono (2 at 8000 Hz with 2 channel(s))")
 
 
 def test_clip_longer_than_the_limit_is_refused_before_it_is_read(tmp_path, capsys, monkeypatch):

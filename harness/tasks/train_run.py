@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Callable
 
 import torch
 
+from harness.audio_input import dataset_conversion_note
 from harness.tasks import load_dataset
 from harness.tasks.training_data import ClipExamples
 from models import build
@@ -44,6 +46,9 @@ def already_trained(job: TrainJob) -> bool:
 def run_training(job: TrainJob, on_step: Callable[[StepLog], None] | None = None) -> dict:
     """Train and save; returns the training record stored in the checkpoint's config."""
     dataset = load_dataset(job.task, job.data, "train")
+    note = dataset_conversion_note(job.data, (clip.path for clip in dataset.clips))
+    if note:  # once for the whole set; the loader converts each file silently
+        print(note, file=sys.stderr)
     examples = ClipExamples(dataset)
     tokenizer = ByteTokenizer()
     lalm = build(job.variant, job.size, device=job.device, seed=job.recipe.seed)
