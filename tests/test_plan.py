@@ -44,6 +44,20 @@ def test_where_the_roofline_terms_are_negligible_the_time_goes_to_the_modules_no
     assert (got.compute_eff, got.stream_eff, got.activation_eff) == (1.0, 1.0, 1.0)
 
 
+def test_a_term_that_takes_a_share_no_calibration_point_showed_is_flagged_as_extrapolated():
+    # calibrated where weights stream in a negligible share of the time (tiny models) ...
+    calibrated = fit([((10, 1e-6, 1e-6, 1e-6), 1.0e-3), ((10, 2e-6, 1e-6, 2e-6), 1.05e-3), ((10, 4e-6, 1e-6, 4e-6), 1.1e-3)])
+    assert not calibrated.extrapolates((10, 3e-6, 1e-6, 3e-6))
+    # ... a decode step that streams megabytes is a guess
+    assert calibrated.extrapolates((20, 1e-5, 5e-3, 1e-5))
+
+
+def test_a_fit_keeps_a_sample_more_than_its_parameters():
+    # two samples: the cost per module alone, not three efficiencies through both points
+    got = fit([((10, 1e-3, 1e-3, 1e-3), 1e-2), ((10, 2e-3, 1e-3, 1e-3), 1.5e-2)])
+    assert (got.compute_eff, got.stream_eff, got.activation_eff) == (1.0, 1.0, 1.0) and got.points == 2
+
+
 def test_a_missing_fit_falls_back_to_another_dtype_of_the_same_part_then_to_the_floor():
     point = Point("dass+mamba", "tiny", "cpu", "bfloat16", 1, 1.0, 8, 4)
     fits = {("decode", "mamba", "cpu", "float32"): Fit(1e-4, stream_eff=0.5, points=3)}

@@ -47,6 +47,8 @@ Terms = tuple[float, float, float, float]  # modules, compute_s, stream_s, activ
 # A term must reach this share of some sample's time for its efficiency to be fitted at all: a
 # term of 1e-6 of every sample could absorb any noise that happens to grow with it.
 TELLS = 0.005
+EXTRAPOLATION = 2.0  # a term's share of a predicted time beyond this multiple of the calibration's
+MATERIAL = 0.1  # ... and at least this share: below it, even a guessed efficiency moves little
 BUILD = "build"  # the model's construction: fitted like a phase, its stream writing the weights once
 
 
@@ -57,11 +59,21 @@ class Fit:
     stream_eff: float = 1.0
     activation_eff: float = 1.0
     points: int = 0  # calibration points behind it (0: the uncalibrated floor)
+    max_shares: tuple[float, float, float] = (0.0, 0.0, 0.0)  # the most each term took of a sample's time
 
     def seconds(self, terms: Terms) -> float:
         modules, compute, stream, activation = terms
         return (self.overhead_s * modules + compute / self.compute_eff + stream / self.stream_eff
                 + activation / self.activation_eff)
+
+    def extrapolates(self, terms: Terms) -> bool:
+        """Whether a roofline term takes a material share of the predicted time, and more than
+        `EXTRAPOLATION` times the most it took of any calibration sample's: there its efficiency
+        was never seen at work (tiny models calibrating small ones, whose weights no longer fit
+        in cache), and the prediction leans on a guess."""
+        predicted = self.seconds(terms)
+        return predicted > 0 and any(term / predicted >= max(MATERIAL, EXTRAPOLATION * seen)
+                                     for term, seen in zip(terms[1:], self.max_shares))
 
 
 def component(point: Point, phase: str) -> str:
@@ -126,14 +138,16 @@ def fit(samples: list[tuple[Terms, float]]) -> Fit:
     # Relative residual: (o * modules + sum term * (1 + x)) / t - 1, linear in (o, x) >= 0.
     shares = np.array([[m / t, c / t, s / t, v / t] for (m, c, s, v), t in samples])
     n = len(samples)
-    choices = [[0, *chosen] for r in range(4) for chosen in itertools.combinations((1, 2, 3), r)
+    # At most n - 1 parameters: a fit through every sample would tell nothing of the noise.
+    choices = [[0, *chosen] for r in range(max(1, min(4, n - 1))) for chosen in itertools.combinations((1, 2, 3), r)
                if all(shares[:, i].max() >= TELLS for i in chosen)]
 
     def schwarz(told: list[int]) -> float:
         return n * math.log(max(_solve(shares, told)[1], 1e-12) / n) + math.log(n) * len(told)
 
     excess, _ = _solve(shares, min(choices, key=schwarz))
-    return Fit(excess[0], *(1 / (1 + x) for x in excess[1:]), points=n)
+    return Fit(excess[0], *(1 / (1 + x) for x in excess[1:]), points=n,
+               max_shares=tuple(float(v) for v in shares[:, 1:].max(axis=0)))
 
 
 def run_points(run_dir: Path) -> tuple[list[Measured], dict | None]:

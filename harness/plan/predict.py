@@ -5,7 +5,10 @@ is fbank + encoder + prefill + (new_tokens - 1) decode steps. A point's wall tim
 timer spends on each requested phase: the warm-up runs, then at least `repeats` timed runs and
 more up to `max_repeats` or `max_phase_seconds` (the upper end is taken: a plan should not
 promise a point fits in its timeout when it may not), after the model's build (fitted like a
-phase). The meters' own overhead is not included.
+phase). The meters' own overhead is not included. A phase is `extrapolated` where a roofline
+term takes a share of its time that the calibration never showed (`Fit.extrapolates`): calibrated
+on tiny models, a small model's decode streams weights at an efficiency no tiny run exercised,
+and its predicted time is then more a lower bound than an estimate.
 
 Memory comes from the dry run (`harness.plan.working_set`): each phase's working set (what the
 memory meter measures as its `peak_mem_bytes`), and the point's peak = weights + waveform + the
@@ -39,6 +42,7 @@ class Prediction:
     peak_mem_bytes: float
     wall_s: float  # the point's build and the measurement of its requested phases
     calibrated: bool  # every phase from a fit (else some are the floor, a lower bound)
+    extrapolated: tuple[str, ...]  # phases whose fit never saw a term take the share it takes here
     oom: bool
     timeout: bool
 
@@ -46,7 +50,7 @@ class Prediction:
         return {**self.point.as_dict(), "label": self.point.label, "phase_s": self.phase_s,
                 "phase_mem_bytes": self.phase_mem_bytes, "mem_resolution_bytes": memory_resolution(self.point.device),
                 "peak_mem_bytes": self.peak_mem_bytes, "wall_s": self.wall_s, "calibrated": self.calibrated,
-                "oom": self.oom, "timeout": self.timeout}
+                "extrapolated": list(self.extrapolated), "oom": self.oom, "timeout": self.timeout}
 
 
 def memory_resolution(device: str) -> float:
@@ -79,6 +83,7 @@ def predict(point: Point, suite: Suite, ceilings: Ceilings, fits: dict) -> Predi
     measured = [p for p in suite.measure.phases if p in times and p != BUILD]
     wall = times[BUILD] + sum(timed_seconds(times[p], suite) for p in measured)
     limit = suite.run.memory_limit_mb * 2**20 if suite.run.memory_limit_mb else ceilings.memory_bytes
+    extrapolated = tuple(p for p, f in phase_fits.items() if f.points and f.extrapolates(terms(point, p, ceilings)))
     return Prediction(point, times, {p: float(b) for p, b in dry.phase_bytes.items()}, peak, wall,
-                      all(f.points for f in phase_fits.values()), oom=bool(limit) and peak > limit,
+                      all(f.points for f in phase_fits.values()), extrapolated, oom=bool(limit) and peak > limit,
                       timeout=wall > suite.run.timeout_s)
