@@ -65,6 +65,13 @@ def test_a_missing_fit_falls_back_to_another_dtype_of_the_same_part_then_to_the_
     assert lookup(fits, point, "encoder") == Fit()
 
 
+def test_a_variant_never_built_in_calibration_is_built_like_one_that_was():
+    point = Point("dass+llama", "tiny", "cpu", "float32", 1, 1.0, 8, 4)
+    fits = {("build", "ast+llama", "cpu", "float32"): Fit(5e-4, stream_eff=0.02, points=6)}
+    assert lookup(fits, point, "build").points == 6
+    assert lookup(fits, point, "decode") == Fit()
+
+
 def test_an_uncalibrated_phase_is_its_roofline_floor():
     point = Point("ast+llama", "tiny", "cpu", "float32", 1, 4.0, 8, 4)
     ceilings = load_device("h200")

@@ -146,7 +146,7 @@ def fit(samples: list[tuple[Terms, float]]) -> Fit:
         return n * math.log(max(_solve(shares, told)[1], 1e-12) / n) + math.log(n) * len(told)
 
     excess, _ = _solve(shares, min(choices, key=schwarz))
-    return Fit(excess[0], *(1 / (1 + x) for x in excess[1:]), points=n,
+    return Fit(float(excess[0]), *(float(1 / (1 + x)) for x in excess[1:]), points=n,
                max_shares=tuple(float(v) for v in shares[:, 1:].max(axis=0)))
 
 
@@ -197,9 +197,13 @@ def calibrate(run_dirs: list[Path], fallback: Ceilings) -> dict[Key, Fit]:
 
 def lookup(fits: dict[Key, Fit], point: Point, phase: str) -> Fit:
     """The fit for the point's phase: same component, device and dtype; else the same component
-    on any dtype of the device; else the uncalibrated floor."""
+    on any dtype of the device; for a build, else another variant's on the device (every build
+    constructs modules and draws random weights: far closer than the floor); else the
+    uncalibrated floor."""
     k = key(point, phase)
     if k in fits:
         return fits[k]
     near = [f for (p, c, d, _), f in fits.items() if (p, c, d) == k[:3]]
+    if not near and phase == BUILD:
+        near = [f for (p, _, d, t), f in fits.items() if (p, d, t) == (BUILD, point.device, point.dtype)]
     return max(near, key=lambda f: f.points) if near else Fit()

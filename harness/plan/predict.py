@@ -85,5 +85,5 @@ def predict(point: Point, suite: Suite, ceilings: Ceilings, fits: dict) -> Predi
     limit = suite.run.memory_limit_mb * 2**20 if suite.run.memory_limit_mb else ceilings.memory_bytes
     extrapolated = tuple(p for p, f in phase_fits.items() if f.points and f.extrapolates(terms(point, p, ceilings)))
     return Prediction(point, times, {p: float(b) for p, b in dry.phase_bytes.items()}, peak, wall,
-                      all(f.points for f in phase_fits.values()), extrapolated, oom=bool(limit) and peak > limit,
-                      timeout=wall > suite.run.timeout_s)
+                      all(f.points for f in phase_fits.values()), extrapolated, oom=bool(limit and peak > limit),
+                      timeout=bool(wall > suite.run.timeout_s))
