@@ -142,7 +142,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, case, args, message)
     assert message in err and "\n" not in err
 
 
-def test_calibration_on_a_run_recovers_the_cost_per_module_and_the_efficiency(tmp_path):
+def test_calibration_on_a_run_recovers_the_cost_per_module_and_the_efficiency(tmp_path, capsys):
     from harness import store
     from harness.measure.ceilings import Ceilings
     from harness.plan.calibrate import BUILD, calibrate, key, terms
@@ -168,6 +168,10 @@ def test_calibration_on_a_run_recovers_the_cost_per_module_and_the_efficiency(tm
     assert got.overhead_s == pytest.approx(truth.overhead_s, rel=0.05)
     assert got.compute_eff == pytest.approx(truth.compute_eff, rel=0.05)
     assert key(points[0], BUILD) in fits
+    assert main(["plan", "quick", "--calibrate", str(tmp_path), "--json"]) == 0  # this machine: cpu, as calibrated
+    planned = json.loads(capsys.readouterr().out)["points"]
+    # every variant built at the fitted cost per module (tens of modules), not at the floor (microseconds)
+    assert len(planned) == 24 and all(p["phase_s"]["build"] > 10 * truth.overhead_s for p in planned)
 
 
 def test_a_json_spec_file_is_a_device(tmp_path):
