@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from models.phases import PHASES as INFERENCE_PHASES
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -65,8 +67,7 @@ CONTEXT_COLUMNS: dict[str, str] = {
 COLUMNS: dict[str, str] = {**POINT_COLUMNS, **MEASURE_COLUMNS, **CONTEXT_COLUMNS}
 REQUIRED = list(POINT_COLUMNS) + list(MEASURE_COLUMNS)
 
-# The inference phase chain, in the order each feeds the next (harness.measure.chain runs it).
-INFERENCE_PHASES = ("fbank", "encoder", "prefill", "decode", "e2e")
+# The inference phases (models.phases) and the harness's own.
 PHASES = (*INFERENCE_PHASES, "train_step", "task", "build")  # build: the model's construction, per point
 # Floating-point types a point may run in, by torch's names (torch.<name>).
 DTYPES = ("float32", "float16", "bfloat16")

@@ -36,9 +36,8 @@ import torch
 from models.audio.fbank import NUM_MEL_BINS, SAMPLE_RATE, frame_sizes, num_frames
 from models.closed_form import Costs, add, linear, prefixed
 from models.lalm import ModelSpec, padded_frames
+from models.phases import CHAIN, PHASES
 from models.registry import families
-
-PHASES = ("fbank", "encoder", "prefill", "decode", "e2e")
 
 
 def rfft(n: int) -> int:
@@ -101,7 +100,7 @@ def phase_flops(
         return prefixed("lm", lm_flops(spec, batch, 1, past))
     steps = [phase_flops(spec, "decode", batch, audio_seconds, prompt_tokens, prefix + i)
              for i in range(new_tokens - 1)]
-    early = [phase_flops(spec, p, batch, audio_seconds, prompt_tokens) for p in PHASES[:3]]
+    early = [phase_flops(spec, p, batch, audio_seconds, prompt_tokens) for p in CHAIN[:-1]]
     return add(*early, *steps)
 
 

@@ -23,10 +23,10 @@ import torch
 from models.audio.fbank import NUM_MEL_BINS, SAMPLE_RATE, frame_sizes, num_frames
 from models.closed_form import Costs
 from models.lalm import ModelSpec, padded_frames
+from models.phases import CHAIN, PHASES
 from models.registry import families
 
 KINDS = ("weights", "state_read", "state_written", "activations")
-PHASES = ("fbank", "encoder", "prefill", "decode", "e2e")
 
 
 def _sum(*parts: Costs) -> Costs:
@@ -61,7 +61,7 @@ def phase_bytes(spec: ModelSpec, phase: str, batch: int, audio_seconds: float, d
         return _sum(projector, lm.bytes_moved(lm_shape, batch, prefix, 0, dtype))
     if phase == "decode":
         return _sum(lm.bytes_moved(lm_shape, batch, 1, prefix if context is None else context, dtype))
-    early = [phase_bytes(spec, p, batch, audio_seconds, dtype, prompt_tokens) for p in PHASES[:3]]
+    early = [phase_bytes(spec, p, batch, audio_seconds, dtype, prompt_tokens) for p in CHAIN[:-1]]
     steps = [phase_bytes(spec, "decode", batch, audio_seconds, dtype, prompt_tokens, prefix + i)
              for i in range(new_tokens - 1)]
     return _sum(*early, *steps)

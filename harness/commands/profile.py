@@ -12,11 +12,11 @@ from pathlib import Path
 
 from harness.devices import add_device_argument, select_device
 from harness.threads import add_threads_argument, apply_threads
+from models.phases import CHAIN
 
 NAME = "profile"
 HELP = "profile one variant's phases: trace, top operators, per-module time/FLOPs, CUDA memory snapshot"
 
-DEFAULT_PHASES = ("fbank", "encoder", "prefill", "decode")
 PARQUET = "profile.parquet"
 
 
@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default="float32", help="float32 (default), float16 or bfloat16")
     parser.add_argument("--scan-backend", default="auto", choices=SCAN_BACKENDS)
     parser.add_argument("--phase", dest="phases", action="append", choices=INFERENCE_PHASES, metavar="PHASE",
-                        help=f"phase to profile (repeatable; default: {', '.join(DEFAULT_PHASES)}; "
+                        help=f"phase to profile (repeatable; default: {', '.join(CHAIN)}; "
                              f"choices: {', '.join(INFERENCE_PHASES)})")
     parser.add_argument("--repeats", type=int, default=defaults.repeats,
                         help=f"profiled calls per phase (default {defaults.repeats})")
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
                  seed=args.seed)
     inputs = inputs_for(point, lalm.lm.vocab_size, args.seed, device)
     settings = ProfileSettings(repeats=args.repeats, flops=not args.no_flops, compensate=not args.no_compensate)
-    rows = profile_point(lalm, inputs, args.phases or DEFAULT_PHASES, out, settings, device)
+    rows = profile_point(lalm, inputs, args.phases or CHAIN, out, settings, device)
 
     ident = identity(point, "profile", new_run_id("profile"))
     table = conform([{**row, "scan_backend": lalm.scan_backend, **ident} for row in rows])

@@ -53,6 +53,7 @@ from harness.measure.measurement import Measurement
 from models import analytic
 from models.audio import SAMPLE_RATE
 from models.lalm import LALM, AudioEncoding
+from models.phases import CHAIN
 from models.ops.selective_scan import fvcore_handles
 
 aten = torch.ops.aten
@@ -317,7 +318,7 @@ def measure_flops(
     lalm: LALM,
     wave: torch.Tensor,
     prompt_ids: torch.Tensor,
-    phases: Sequence[str] = ("fbank", "encoder", "prefill", "decode"),
+    phases: Sequence[str] = CHAIN,
     new_tokens: int = 1,
 ) -> dict[str, list[Measurement]]:
     """Count each phase once and compare with the analytic formulas: {phase: [flops, flops_analytic, flop_coverage]}.

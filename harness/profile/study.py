@@ -28,8 +28,9 @@ from harness.profile.phase import ProfileSettings
 from harness.profile.point import profile_point
 from harness.profile.tables import GROUP_PREFIX
 from models import VARIANTS, build
+from models.phases import CHAIN
 
-PHASES = ("encoder", "prefill", "decode")
+PHASES = CHAIN[1:]  # the phases with sequence mixers, whose shares the table is about
 MIXER_ROLES = ("attention", "scan", "mixer")
 
 
