@@ -195,9 +195,13 @@ def execute(run_dir: Path, executor: Executor, progress: Progress | None = None)
             for outcome in _sweep(todo, executor, skipper, progress):
                 outcome = checked_files(outcome)
                 results, samples = tables(outcome, suite, run_id, git_sha)
-                results = roofline.with_roofline(results, session.get("ceilings"))
                 store.write_artifacts(run_dir, outcome.point.id, outcome.files)
+                # The measurement is durable before anything is derived from it: an error in the
+                # derived rows stops the sweep (a bug to see) but never loses the point's rows.
                 store.write_part(run_dir, outcome.point.id, results, samples)
+                derived = roofline.with_roofline(results, session.get("ceilings"))
+                if len(derived) != len(results):
+                    store.write_part(run_dir, outcome.point.id, derived, samples)
                 status = store.point_statuses(results)[outcome.point.id]
                 skipper.observe(outcome.point, status)
                 session["points_run"] += 1

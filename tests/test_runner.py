@@ -70,6 +70,21 @@ def test_each_kind_of_failure_is_recorded_and_the_sweep_completes(tmp_path):
     assert [p.name for p in (tmp_path / "run" / store.ARTIFACTS).iterdir()] == [ok_point]
 
 
+def test_a_failing_derived_row_step_leaves_the_measured_rows_written(tmp_path, monkeypatch):
+    from harness import roofline
+
+    def broken(results, ceilings):
+        raise ZeroDivisionError("derived rows")
+
+    monkeypatch.setattr(roofline, "with_roofline", broken)
+    with pytest.raises(ZeroDivisionError):
+        run_suite(fake_suite(prompt_tokens=[0]), tmp_path / "run", isolation="none")
+    run = store.load_run(tmp_path / "run")
+    assert point_statuses(tmp_path / "run") == {0: "ok"}
+    assert set(run.results["phase"]) == {"encoder", "e2e"} and run.results["value"].notna().all()
+    assert run.meta["state"] == "interrupted"
+
+
 def test_an_oom_skips_the_longer_and_larger_points_of_the_same_configuration(tmp_path):
     suite = fake_suite(variant=["ssm", "transformer"], audio_seconds=[1, 2], batch_size=[1, 2],
                        prompt_tokens=[FAULTS["memory"]], exclude=[{"variant": "transformer", "batch_size": 2}])
