@@ -22,10 +22,11 @@ from typing import Protocol
 import pandas as pd
 
 from harness import env, roofline, store
-from harness.executors.base import Executor, Outcome
+from harness.executors.base import Executor, Outcome, load_closed_forms
+from harness.failure import describe
 from harness.points import Point, identity
 from harness.schema import METRIC_UNITS, SAMPLE_COLUMNS, conform, validate
-from harness.suite import RunSettings, Suite, expand, validate_suite
+from harness.suite import Suite, expand, validate_suite
 
 
 class Progress(Protocol):
@@ -118,17 +119,20 @@ def checked_files(outcome: Outcome) -> Outcome:
     return outcome
 
 
-def closed_form_rows(point: Point, suite: Suite) -> list[dict]:
-    """The default workload's rows that need no run (FLOPs, bytes moved); [] for another workload
-    or when they cannot be had (the point's own failure is what its rows must say)."""
-    if suite.run.workload != RunSettings.model_fields["workload"].default:
-        return []
-    from harness.workload import closed_form_rows as rows_for  # torch and the models: only when needed
-
+def closed_form_rows(point: Point, suite: Suite) -> tuple[list[dict], str]:
+    """A failed point's rows that need no run, from its workload's optional `closed_form_rows`,
+    and '' or why they could not be had (said on the point's status rows, never raised)."""
+    rows_for = load_closed_forms(suite.run.workload)
+    if rows_for is None:
+        return [], ""
     try:
-        return rows_for(point, suite.measure)
-    except Exception:  # noqa: BLE001 - e.g. an unbuildable point: its status row says what failed
-        return []
+        return rows_for(point, suite.measure), ""
+    # What a closed form of a point that failed to run can raise: the point's own input refused
+    # (ValueError, InputError among them) or an operator failing on its shapes on the meta device
+    # (RuntimeError, NotImplementedError among them). Anything else is a bug and stops the sweep
+    # after the points before it are written.
+    except (ValueError, RuntimeError) as err:
+        return [], f"no closed-form rows: {describe(err)}"
 
 
 def tables(outcome: Outcome, suite: Suite, run_id: str, git_sha: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -137,7 +141,8 @@ def tables(outcome: Outcome, suite: Suite, run_id: str, git_sha: str) -> tuple[p
     point = outcome.point
     rows = outcome.rows if outcome.status == "ok" else status_rows(suite.measure.phases, outcome.status, outcome.error)
     if outcome.status not in ("ok", "skipped"):  # a failed point still gets what needs no run
-        rows += closed_form_rows(point, suite)
+        closed, missing = closed_form_rows(point, suite)
+        rows = [{**row, "note": missing} for row in rows] + closed
     if outcome.status == "ok" and not rows:
         rows = status_rows(suite.measure.phases, "error", "the workload returned no rows")
     context = {**outcome.context, "git_sha": git_sha}

@@ -158,6 +158,32 @@ def test_workload_rows_that_break_the_schema_become_error_rows():
     assert empty["error"].str.contains("no rows").all()
 
 
+def test_a_failed_point_gets_the_closed_form_rows_its_workload_module_provides(monkeypatch):
+    from tests import fake_workload
+
+    suite = fake_suite()
+    point = expand(suite)[0]
+    failed = Outcome(point, "timeout", error="timeout after 3 s")
+    results, _ = runner.tables(failed, suite, "run-1", "sha")  # the fake workload has no closed forms
+    assert set(results["metric"]) == {"latency_ms"} and set(results["note"]) == {""}
+
+    def closed(point, settings):
+        return [{"phase": "encoder", "metric": "flops_analytic", "value": 7.0, "source": "fake"}]
+
+    monkeypatch.setattr(fake_workload, "closed_form_rows", closed, raising=False)
+    results, _ = runner.tables(failed, suite, "run-1", "sha")
+    flops = results[results["metric"] == "flops_analytic"]
+    assert flops["value"].tolist() == [7.0] and set(results["status"]) == {"timeout"} | {"ok"}
+
+    def unbuildable(point, settings):
+        raise ValueError("no such shape")
+
+    monkeypatch.setattr(fake_workload, "closed_form_rows", unbuildable)
+    results, _ = runner.tables(failed, suite, "run-1", "sha")
+    assert set(results["status"]) == {"timeout"} and results["error"].str.contains("timeout after").all()
+    assert results["note"].str.contains("no closed-form rows: ValueError: no such shape").all()
+
+
 def test_a_file_named_outside_its_point_folder_is_an_error():
     point = expand(fake_suite())[0]
     for name in ("../escape.txt", "/etc/passwd", ""):

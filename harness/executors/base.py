@@ -19,7 +19,12 @@ from harness.errors import UserError
 from harness.points import Point, PointResult
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from harness.suite import Measure
+
+# What a workload module may define beside its workload function: `closed_form_rows(point, settings)`.
+CLOSED_FORMS = "closed_form_rows"
 
 @dataclass
 class Outcome:
@@ -54,17 +59,29 @@ def worker_context(point: Point, node: str = "") -> dict[str, str]:
     }
 
 
+def _workload_module(spec: str) -> ModuleType:
+    module_name = spec.partition(":")[0]
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as err:
+        raise UserError(f"run.workload {spec!r}: cannot import {module_name}: {err}") from None
+
+
 def load_workload(spec: str) -> Callable[[Point, Measure], PointResult]:
     """'package.module:function' -> the function. UserError when it cannot be imported."""
     module_name, _, function = spec.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise UserError(f"run.workload {spec!r}: cannot import {module_name}: {err}") from None
-    workload = getattr(module, function, None)
+    workload = getattr(_workload_module(spec), function, None)
     if not callable(workload):
         raise UserError(f"run.workload {spec!r}: {module_name} has no function {function!r}")
     return workload
+
+
+def load_closed_forms(spec: str) -> Callable[[Point, Measure], list[dict]] | None:
+    """The workload module's optional `closed_form_rows(point, settings)`: the rows of a point
+    that need no run (its FLOPs, bytes moved), which a failed point still gets; None when the
+    module has none."""
+    rows_for = getattr(_workload_module(spec), CLOSED_FORMS, None)
+    return rows_for if callable(rows_for) else None
 
 
 class Executor(abc.ABC):
