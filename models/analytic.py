@@ -34,6 +34,7 @@ import math
 import torch
 
 from models.audio.fbank import NUM_MEL_BINS, SAMPLE_RATE, frame_sizes, num_frames
+from models.audio_tokens import tokens_for_frames
 from models.closed_form import Costs, add, linear, prefixed
 from models.lalm import ModelSpec, padded_frames
 from models.phases import CHAIN, PHASES
@@ -84,8 +85,7 @@ def phase_flops(
     encoder, _ = families(spec)
     samples = round(audio_seconds * SAMPLE_RATE)
     frames = padded_frames(samples)
-    audio_tokens = frames // 32
-    prefix = audio_tokens + prompt_tokens
+    prefix = tokens_for_frames(frames) + prompt_tokens
     if phase == "fbank":
         return prefixed("fbank", fbank_flops(batch, samples))
     if phase == "encoder":

@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 
 from models.audio.fbank import NUM_MEL_BINS, SAMPLE_RATE, frame_sizes, num_frames
+from models.audio_tokens import tokens_for_frames
 from models.closed_form import Costs
 from models.lalm import ModelSpec, padded_frames
 from models.phases import CHAIN, PHASES
@@ -51,7 +52,7 @@ def phase_bytes(spec: ModelSpec, phase: str, batch: int, audio_seconds: float, d
     enc_shape, lm_shape = encoder.shapes[spec.size], lm.shapes[spec.size]
     samples = round(audio_seconds * SAMPLE_RATE)
     frames = padded_frames(samples)
-    prefix = frames // 32 + prompt_tokens
+    prefix = tokens_for_frames(frames) + prompt_tokens
     if phase == "fbank":
         return fbank_bytes(batch, samples)
     if phase == "encoder":

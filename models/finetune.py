@@ -27,6 +27,7 @@ from transformers import PreTrainedModel
 from transformers.modeling_layers import GradientCheckpointingLayer
 
 from models.audio import SAMPLE_RATE
+from models.audio_tokens import tokens_for_frames
 from models.encoders.dass import VSSBlock
 from models.errors import InputError
 from models.finetune_stages import PRECISIONS, stage_named
@@ -88,7 +89,7 @@ class TrainBatch:
     @property
     def tokens(self) -> int:
         """LM positions per step, whole batch: audio tokens + prompt + answer."""
-        audio = self.feats.shape[1] // 32
+        audio = tokens_for_frames(self.feats.shape[1])
         return self.ids.shape[0] * (audio + self.ids.shape[1])
 
 

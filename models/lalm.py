@@ -15,11 +15,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.audio import SAMPLE_RATE, Fbank, normalize
+from models.audio_tokens import PADDED_FRAMES_PER_10_S, tokens_for_frames
 from models.lms import CausalLM
 from models.state import state_bytes
 
 FRAME_MULTIPLE = 64
-SAMPLES_PER_FRAME_BLOCK = SAMPLE_RATE * 10 * FRAME_MULTIPLE // 1024  # 10,000 samples per 64 frames
+SAMPLES_PER_FRAME_BLOCK = SAMPLE_RATE * 10 * FRAME_MULTIPLE // PADDED_FRAMES_PER_10_S  # 10,000 samples per 64 frames
 
 
 def padded_frames(num_samples: int) -> int:
@@ -28,8 +29,8 @@ def padded_frames(num_samples: int) -> int:
 
 
 def num_audio_tokens(audio_seconds: float) -> int:
-    """LM audio tokens for a clip: 32 per 10 s, i.e. padded frames / 32."""
-    return padded_frames(round(audio_seconds * SAMPLE_RATE)) // 32
+    """LM audio tokens for a clip: 32 per 10 s of its padded frames."""
+    return tokens_for_frames(padded_frames(round(audio_seconds * SAMPLE_RATE)))
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class LALM(nn.Module):
 
     def encode(self, feats: torch.Tensor) -> AudioEncoding:
         """fbank (B, T, 128), T a multiple of 64 -> encoder output for T/32 audio tokens."""
-        return AudioEncoding(self.encoder(feats), feats.shape[1] // 32)
+        return AudioEncoding(self.encoder(feats), tokens_for_frames(feats.shape[1]))
 
     def audio_embeds(self, enc: AudioEncoding) -> torch.Tensor:
         """Projector: encoder output -> (B, num_tokens, d_lm)."""

@@ -17,12 +17,8 @@ from scipy.optimize import least_squares
 
 from harness.report import palette, profiles, resample, resolution
 from harness.schema import FAILED_STATUSES, INFERENCE_PHASES
+from models.audio_tokens import TOKENS_PER_SECOND
 from models.names import ALIASES, VARIANTS
-
-# The LALMs feed 32 LM tokens per 10 s of audio (both projectors). The models pad clips to
-# whole 64-frame blocks, so for lengths that are not multiples of 0.625 s the true count is
-# up to two tokens more; that is invisible on a context-length axis.
-AUDIO_TOKENS_PER_SECOND = 32 / 10
 
 TRANSFORMER = ALIASES["transformer"]
 # (numerator, denominator) of the ratio figure and crossovers: every other variant against the
@@ -65,7 +61,9 @@ def _annotated(results: pd.DataFrame) -> pd.DataFrame:
         varying.append("run_id")
     df["setting"] = df[varying].astype(str).agg(", ".join, axis=1) if varying else ""
     df["series"] = np.where(df["setting"] == "", df["variant"], df["variant"] + " (" + df["setting"] + ")")
-    df["context_tokens"] = df["audio_seconds"] * AUDIO_TOKENS_PER_SECOND + df["prompt_tokens"]
+    # The models pad clips to whole 64-frame blocks, so for lengths that are not multiples of
+    # 0.625 s the true count is up to two tokens more; that is invisible on a context-length axis.
+    df["context_tokens"] = df["audio_seconds"] * TOKENS_PER_SECOND + df["prompt_tokens"]
     df["workload"] = np.select(
         [df["phase"] == "train_step", df["phase"] == "task"], ["train", "task"], default="inference"
     )

@@ -37,6 +37,7 @@ import math
 
 from models import analytic
 from models.audio import SAMPLE_RATE
+from models.audio_tokens import tokens_for_frames
 from models.closed_form import Op
 from models.lalm import ModelSpec, padded_frames
 from models.registry import families
@@ -54,7 +55,7 @@ def step_ops(spec: ModelSpec, stage: Stage, batch: int, audio_seconds: float, te
     encoder, lm = families(spec)
     encoder_shape, lm_shape = encoder.shapes[spec.size], lm.shapes[spec.size]
     frames = padded_frames(round(audio_seconds * SAMPLE_RATE))
-    positions = frames // 32 + text_tokens
+    positions = tokens_for_frames(frames) + text_tokens
     ops = [*encoder.train_ops(encoder_shape, batch, frames),
            *encoder.projector_train_ops(*analytic.widths(spec), batch, frames),
            *lm.train_ops(lm_shape, batch, positions)]

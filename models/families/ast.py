@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 
 from models.audio.fbank import NUM_MEL_BINS
+from models.audio_tokens import tokens_for_frames
 from models.closed_form import Costs, Op, attention, conv, conv_out, linear, linear_params, norm_params
 from models.encoders.ast import ASTEncoder, ASTShape
 from models.families.base import EncoderFamily
@@ -67,7 +68,7 @@ class AST(EncoderFamily):
 
     def projector_flops(self, d_enc: int, d_lm: int, batch: int, frames: int) -> Costs:
         """Mean over frequency and pooling in time (not counted), then one Linear per token."""
-        return {"linear": linear(batch * (frames // 32), d_enc, d_lm)}
+        return {"linear": linear(batch * tokens_for_frames(frames), d_enc, d_lm)}
 
     def train_ops(self, shape: ASTShape, batch: int, frames: int) -> list[Op]:
         costs = self.flops(shape, batch, frames)
@@ -95,7 +96,7 @@ class AST(EncoderFamily):
         """Weights; the patch grid in, one token per 32 frames out."""
         n_freq, n_time = ast_grid(shape, frames)
         d_enc = shape.hidden
-        activations = batch * (n_freq * n_time * d_enc + frames // 32 * d_lm)
+        activations = batch * (n_freq * n_time * d_enc + tokens_for_frames(frames) * d_lm)
         return {"weights": self.projector_params(d_enc, d_lm) * dtype.itemsize,
                 "activations": activations * dtype.itemsize}
 

@@ -10,6 +10,7 @@ import math
 import torch
 
 from models.audio.fbank import NUM_MEL_BINS
+from models.audio_tokens import tokens_for_frames
 from models.closed_form import Costs, Op, add, conv, conv_out, linear, linear_params, norm_params
 from models.encoders.dass import DIRECTIONS, DASSEncoder, DASSShape
 from models.families.base import EncoderFamily
@@ -56,7 +57,8 @@ def _first_conv(shape: DASSShape, batch: int, frames: int) -> int:
 
 def _projector_grid(frames: int) -> tuple[int, int]:
     """(T/64, 2): the projector conv's output map over the encoder's (T/32, 4)."""
-    return conv_out(frames // 32, 3, 2, 1), conv_out(4, 3, 2, 1)
+    h, w = dass_stage_sizes(frames)[-1]
+    return conv_out(h, 3, 2, 1), conv_out(w, 3, 2, 1)
 
 
 class DASS(EncoderFamily):
@@ -117,7 +119,7 @@ class DASS(EncoderFamily):
     def projector_flops(self, d_enc: int, d_lm: int, batch: int, frames: int) -> Costs:
         """A 3x3 stride-2 conv over the (T/32, 4) map, then one Linear per token."""
         out_h, out_w = _projector_grid(frames)
-        return {"linear": linear(batch * (frames // 32), d_enc, d_lm),
+        return {"linear": linear(batch * tokens_for_frames(frames), d_enc, d_lm),
                 "conv": conv(batch * out_h * out_w, d_enc, d_enc, 9)}
 
     def train_ops(self, shape: DASSShape, batch: int, frames: int) -> list[Op]:
@@ -174,8 +176,8 @@ class DASS(EncoderFamily):
     def projector_bytes(self, shape: DASSShape, d_lm: int, batch: int, frames: int, dtype: torch.dtype) -> Costs:
         """Weights; the (T/32, 4) map in, the conv's (T/64, 2) map, one token per 32 frames out."""
         d_enc = shape.widths[-1]
-        activations = batch * ((frames // 32) * 4 * d_enc + 2 * math.prod(_projector_grid(frames)) * d_enc
-                               + frames // 32 * d_lm)
+        encoder_map, conv_map = math.prod(dass_stage_sizes(frames)[-1]), math.prod(_projector_grid(frames))
+        activations = batch * (encoder_map * d_enc + 2 * conv_map * d_enc + tokens_for_frames(frames) * d_lm)
         return {"weights": self.projector_params(d_enc, d_lm) * dtype.itemsize,
                 "activations": activations * dtype.itemsize}
 
