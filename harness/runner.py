@@ -21,7 +21,7 @@ from typing import Protocol
 
 import pandas as pd
 
-from harness import env, roofline, store
+from harness import env, store
 from harness.executors.base import Executor, Outcome, load_closed_forms
 from harness.failure import describe
 from harness.points import Point, identity
@@ -171,6 +171,8 @@ def execute(run_dir: Path, executor: Executor, progress: Progress | None = None)
     The suite comes from run.json (as resolved when the run was created), so a resumed run
     expands exactly the same points.
     """
+    from harness import roofline  # torch and the models: only once a sweep runs, not for a refused command
+
     progress = progress or _Silent()
     lock = store.RunLock(run_dir)
     try:

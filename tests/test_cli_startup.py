@@ -41,3 +41,10 @@ def test_every_command_module_is_discovered_and_parses_its_own_arguments():
     assert {"run", "list", "generate", "profile", "train", "eval", "accuracy", "gate"} <= set(modules)
     args = build_parser("generate").parse_args(["generate", "ssm", "clip.wav", "--threads", "2"])
     assert args.threads == 2 and args.device == "cpu" and args._run is modules["generate"].run
+
+
+def test_run_refuses_an_unknown_suite_and_shows_its_help_without_torch_or_transformers():
+    # The run folder's tables need pandas; the models and the meters wait for a sweep to start.
+    for argv in (["run", "nosuch"], ["run", "--help"]):
+        code = f"import harness.cli\ntry:\n    harness.cli.main({argv!r})\nexcept SystemExit:\n    pass"
+        assert set(_imported_after(code)) <= {"pandas"}, argv
