@@ -10,8 +10,9 @@ can take less than the floor max(F / P, B / W). With the measured latency t:
 Which limit the floor comes from says whether a phase *should* be compute-bound (its arithmetic
 intensity F / B above the ridge point P / W) or bandwidth-bound; a fraction far below 1 says
 neither limit is what sets its time: it is overhead-bound (dispatch, Python, small kernels).
-The run writes these rows next to the phase's own (`with_roofline`), and the report recomputes
-them the same way for runs written before them.
+The run writes these rows next to the phase's own (`with_roofline`), with the ceilings of the
+session that measured the point, and the fraction's note names the bound; the report reads them
+back (`roofline_table`), deriving them only for points written before they existed.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from models.registry import spec_for
 FLOP_METRICS = ("flops_analytic", "flops")  # closed form first: what the floor is defined on
 BYTES_METRIC = "bytes_moved"
 DERIVED = ("achieved_flops_per_s", "achieved_bytes_per_s", "roofline_fraction")
+BOUND_SUFFIX = "-bound"  # the roofline_fraction row's note: "compute-bound", "bandwidth-bound", "overhead-bound"
 # Below this fraction of its floor, a phase's time is set by neither ceiling.
 OVERHEAD_FRACTION = 0.1
 
@@ -57,6 +59,11 @@ def derived(flops: float, nbytes: float, seconds: float, peak_flops: float, band
     }
 
 
+def bound_note(bound_name: str) -> str:
+    """The note of a `roofline_fraction` row: the limit that binds the phase ("compute-bound")."""
+    return f"{bound_name}{BOUND_SUFFIX}"
+
+
 def phase_table(results: pd.DataFrame) -> pd.DataFrame:
     """One line per (point, phase) with an ok latency: latency_s, flops, bytes, dtype."""
     ok = results[(results["status"] == "ok") & results["phase"].isin(PHASES) & (results["module"] == "")]
@@ -76,26 +83,49 @@ def phase_table(results: pd.DataFrame) -> pd.DataFrame:
 
 def with_roofline(results: pd.DataFrame, ceilings: Ceilings | dict | None) -> pd.DataFrame:
     """`results` with the derived rows added per (point, phase) that has a latency, FLOPs and
-    bytes moved; rows already derived are replaced. Unchanged without ceilings."""
+    bytes moved and no derived rows yet: rows already derived are kept, since they were made with
+    the ceilings of the session that measured their point. Unchanged without ceilings."""
     if isinstance(ceilings, dict):
         ceilings = Ceilings.from_dict(ceilings) if "flops_per_s" in ceilings else None
     if ceilings is None or results.empty:
         return results
-    kept = results[~results["metric"].isin(DERIVED)]
-    table = phase_table(kept)
+    keys = ["point_id", "phase"]
+    done = pd.MultiIndex.from_frame(results.loc[results["metric"].isin(DERIVED), keys])
+    table = phase_table(results)
+    table = table[~pd.MultiIndex.from_frame(table[keys]).isin(done)] if len(table) else table
     if table.empty:
-        return kept
-    first = kept.drop_duplicates(["point_id", "phase"]).set_index(["point_id", "phase"])
+        return results
+    first = results.drop_duplicates(keys).set_index(keys)
     rows = []
     for line in table.itertuples(index=False):
         base = first.loc[(line.point_id, line.phase)].to_dict()
-        values = derived(line.flops, line.bytes, line.latency_s, ceilings.peak_flops(line.dtype), ceilings.bandwidth)
+        peak = ceilings.peak_flops(line.dtype)
+        values = derived(line.flops, line.bytes, line.latency_s, peak, ceilings.bandwidth)
+        binds = bound_note(bound(line.flops, line.bytes, peak, ceilings.bandwidth, values["roofline_fraction"]))
         for metric, value in values.items():
             rows.append({**base, "point_id": line.point_id, "phase": line.phase, "metric": metric, "value": value,
                          "unit": METRIC_UNITS[metric], "lo": math.nan, "hi": math.nan, "n": 1, "status": "ok",
-                         "error": "", "source": f"harness.roofline ({ceilings.source} ceilings)", "note": ""})
-    return pd.concat([kept, pd.DataFrame(rows, columns=kept.columns).astype(kept.dtypes.to_dict())],
+                         "error": "", "source": f"harness.roofline ({ceilings.source} ceilings)",
+                         "note": binds if metric == "roofline_fraction" else ""})
+    return pd.concat([results, pd.DataFrame(rows, columns=results.columns).astype(results.dtypes.to_dict())],
                      ignore_index=True)
+
+
+def roofline_table(results: pd.DataFrame) -> pd.DataFrame:
+    """`phase_table` with the stored derived rows beside it, per (point, phase) that has them:
+    `achieved` FLOP/s, `fraction` of the floor and `bound` ("compute", "bandwidth", "overhead")."""
+    table = phase_table(results)
+    stored = results[results["metric"].isin(DERIVED) & (results["status"] == "ok") & (results["module"] == "")]
+    if table.empty or stored.empty:
+        return table.assign(achieved=pd.Series(dtype=float), fraction=pd.Series(dtype=float),
+                            bound=pd.Series(dtype=str)).iloc[:0]
+    keys = ["point_id", "phase"]
+    by_key = stored.drop_duplicates(keys + ["metric"]).set_index(keys + ["metric"])
+    fraction = by_key.xs("roofline_fraction", level="metric")
+    table = table.join(by_key["value"].xs("achieved_flops_per_s", level="metric").rename("achieved"), on=keys)
+    table = table.join(fraction["value"].rename("fraction"), on=keys)
+    table = table.join(fraction["note"].str.removesuffix(BOUND_SUFFIX).rename("bound"), on=keys)
+    return table.dropna(subset=["achieved", "fraction", "bound"]).reset_index(drop=True)
 
 
 def bytes_moved_rows(point: Point, phases: tuple[str, ...]) -> dict[str, list[Measurement]]:

@@ -61,7 +61,7 @@ def test_derived_rows_are_achieved_rates_and_the_fraction_of_the_floor():
     # floor: max(1e8 / 1e11, 1e8 / 2e10) = 5 ms of the 10 ms measured
     assert values["roofline_fraction"] == pytest.approx(0.5)
     again = with_roofline(out, CEILINGS)
-    assert len(again) == len(out)  # recomputed, not appended twice
+    assert again.equals(out)  # kept as derived, not appended twice
     assert with_roofline(rows(10.0, 1e8, 1e8), None).equals(rows(10.0, 1e8, 1e8))
 
 
@@ -107,6 +107,24 @@ def test_the_report_section_says_what_binds_each_phase_and_needs_recorded_ceilin
     assert any("50 %" in line and "bandwidth-bound" in line for line in findings(table[table["point_id"] == "p"]))
     assert section(runs, tmp_path) is not None and (tmp_path / "roofline.png").exists()
     assert section(Runs(results, pd.DataFrame(), {"r": {"sessions": [{}]}}, ["r"]), tmp_path) is None
+
+
+def test_the_report_keeps_each_points_rows_derived_with_its_own_sessions_ceilings():
+    from harness.report.roofline_figure import phases
+    from harness.report.runs import Runs
+
+    # p was measured (and its rows derived) in a first session; q, written before the runner
+    # derived rows, has none; a resumed session then measured a machine ten times faster.
+    faster = Ceilings("cpu", "test", {k: v * 10 for k, v in CEILINGS.flops_per_s.items()}, 2e11, 1e11)
+    first = with_roofline(rows(10.0, 1e8, 1e8), CEILINGS)
+    results = pd.concat([first, rows(10.0, 1e8, 1e8).assign(point_id="q")], ignore_index=True)
+    sessions = [{"ceilings": CEILINGS.as_dict()}, {"ceilings": faster.as_dict()}]
+    table, _ = phases(Runs(results, pd.DataFrame(), {"r": {"sessions": sessions}}, ["r"]))
+    fraction = table.set_index("point_id")["fraction"]
+    assert fraction["p"] == pytest.approx(0.5) and fraction["q"] == pytest.approx(0.05)
+    assert table.set_index("point_id")["bound"].to_dict() == {"p": "bandwidth", "q": "overhead"}
+    stored = first.set_index("metric")["note"]["roofline_fraction"]
+    assert stored == "bandwidth-bound"
 
 
 def test_a_point_records_its_build_time_and_the_bytes_each_phase_moves():

@@ -19,7 +19,7 @@ from harness.report.figures import PHASE_TITLES, Drawn, SavedFigure, panel_grid,
 from harness.report.formatting import percent
 from harness.report.render import Bullets, Image, Paragraph, Section
 from harness.report.runs import Runs
-from harness.roofline import OVERHEAD_FRACTION, PHASES, bound, phase_table, with_roofline
+from harness.roofline import OVERHEAD_FRACTION, PHASES, roofline_table, with_roofline
 
 NAME = "roofline"
 ROOF_STYLES = {"float32": "-", "bfloat16": "--", "float16": ":"}
@@ -40,7 +40,10 @@ def run_ceilings(meta: dict) -> Ceilings | None:
 
 
 def phases(runs: Runs) -> tuple[pd.DataFrame, dict[str, Ceilings]]:
-    """One line per measured (point, phase): intensity, achieved rate, fraction, bound, series."""
+    """One line per measured (point, phase): intensity, achieved rate, fraction, bound, series.
+
+    The derived rows are the run's own, each made with the ceilings of the session that measured
+    its point; only points written before the runner derived them get the latest session's."""
     lines, found = [], {}
     for run_id, meta in runs.metas.items():
         ceilings = run_ceilings(meta)
@@ -48,17 +51,12 @@ def phases(runs: Runs) -> tuple[pd.DataFrame, dict[str, Ceilings]]:
             continue
         found[run_id] = ceilings
         results = with_roofline(runs.results[runs.results["run_id"] == run_id], ceilings)
-        table = phase_table(results)
+        table = roofline_table(results)
         if table.empty:
             continue
         ident = results.drop_duplicates("point_id").set_index("point_id")
         table = table.join(ident[["variant", "size", "audio_seconds"]], on="point_id")
         table["intensity"] = table["flops"] / table["bytes"]
-        table["achieved"] = table["flops"] / table["latency_s"]
-        table["fraction"] = [max(f / ceilings.peak_flops(d), b / ceilings.bandwidth) / t for f, b, t, d in
-                             zip(table["flops"], table["bytes"], table["latency_s"], table["dtype"])]
-        table["bound"] = [bound(f, b, ceilings.peak_flops(d), ceilings.bandwidth, fr) for f, b, d, fr in
-                          zip(table["flops"], table["bytes"], table["dtype"], table["fraction"])]
         table["run_id"] = run_id
         lines.append(table)
     return (pd.concat(lines, ignore_index=True) if lines else pd.DataFrame()), found
