@@ -1,8 +1,8 @@
 """The roofline: how close each phase came to the machine's ceilings, computed in one place.
 
 For a phase that does F FLOPs and moves B bytes (closed forms), on a machine with peak P FLOP/s
-for the phase's dtype and bandwidth W bytes/s (`harness.measure.ceilings`), no implementation
-can take less than the floor max(F / P, B / W). With the measured latency t:
+for the dtype the phase computes in (`models.compute_dtype`: the fbank's is float32 always) and
+bandwidth W bytes/s (`harness.measure.ceilings`), no implementation can take less than the floor max(F / P, B / W). With the measured latency t:
 
     achieved_flops_per_s = F / t      achieved_bytes_per_s = B / t
     roofline_fraction    = max(F / P, B / W) / t      (<= 1 up to noise in the ceilings)
@@ -27,6 +27,7 @@ from harness.points import Point
 from harness.schema import INFERENCE_PHASES as PHASES, METRIC_UNITS
 from harness.suite import Suite
 from models.bytes_moved import phase_bytes
+from models.compute_dtype import compute_dtype
 from models.registry import spec_for
 
 FLOP_METRICS = ("flops_analytic", "flops")  # closed form first: what the floor is defined on
@@ -99,7 +100,7 @@ def with_roofline(results: pd.DataFrame, ceilings: Ceilings | dict | None) -> pd
     rows = []
     for line in table.itertuples(index=False):
         base = first.loc[(line.point_id, line.phase)].to_dict()
-        peak = ceilings.peak_flops(line.dtype)
+        peak = ceilings.peak_flops(compute_dtype(line.phase, line.dtype))
         values = derived(line.flops, line.bytes, line.latency_s, peak, ceilings.bandwidth)
         binds = bound_note(bound(line.flops, line.bytes, peak, ceilings.bandwidth, values["roofline_fraction"]))
         for metric, value in values.items():

@@ -71,6 +71,14 @@ def test_the_floor_uses_the_peak_of_the_rows_dtype():
     assert fp32 == pytest.approx(1.0) and bf16 == pytest.approx(0.5)
 
 
+def test_the_fbank_is_measured_against_the_float32_peak_whatever_the_models_dtype():
+    from models.compute_dtype import compute_dtype
+
+    assert compute_dtype("fbank", "bfloat16") == "float32" and compute_dtype("decode", "bfloat16") == "bfloat16"
+    fbank = with_roofline(rows(10.0, 1e9, 1.0, "bfloat16").assign(phase="fbank"), CEILINGS)
+    assert fbank.set_index("metric")["value"]["roofline_fraction"] == pytest.approx(1.0)  # 1e9 / 1e11 in 10 ms
+
+
 def test_which_ceiling_bounds_a_phase():
     assert floor_seconds(1e9, 1e6, 1e11, 2e10) == pytest.approx(1e-2)
     assert bound(1e9, 1e6, 1e11, 2e10, 0.5) == "compute"
