@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 
 from harness import env
 from harness.errors import UserError
+from harness.outputs import check_folder
 from harness.schema import SAMPLE_COLUMNS, STATUSES, conform, validate
 
 RUN_META = "run.json"
@@ -109,10 +110,7 @@ def check_new_run_dir(run_dir: Path, overwrite: bool = False) -> None:
     a run can be. A folder that holds something else is refused: with `overwrite` a run may be
     added to it when none of its entries has a name the store uses, so nothing in it is deleted.
     """
-    run_dir = Path(run_dir)
-    blocking = next((p for p in (run_dir, *run_dir.parents) if p.exists() and not p.is_dir()), None)
-    if blocking is not None:
-        raise UserError(f"--out {run_dir}: {blocking} is a file, not a folder")
+    run_dir = check_folder(run_dir, "--out")
     if not run_dir.exists():
         return
     if (run_dir / RUN_META).exists():

@@ -74,7 +74,7 @@ def test_train_refuses_an_out_that_is_no_folder_before_training(where, tmp_path,
     (tmp_path / "taken").write_text("not a checkpoint")
     out = tmp_path / "taken" if where == "a file" else tmp_path / "taken" / "ck"
     assert main(["train", "--data", str(tmp_path), "--out", str(out), *TRAIN]) == 2
-    assert f"--out {out}: not a folder" in _one_line(capsys)
+    assert f"--out {out}: {tmp_path / 'taken'} is a file, not a folder" in _one_line(capsys)
     assert (tmp_path / "taken").read_text() == "not a checkpoint"
 
 

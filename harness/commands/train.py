@@ -7,14 +7,15 @@ The checkpoint is `CKPT/model.safetensors` + `CKPT/config.json`.
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.devices import add_device_argument, select_device
 from harness.errors import UserError
+from harness.outputs import check_folder
 from harness.threads import add_threads_argument, apply_threads
+from models.names import variants_with_aliases
 
 if TYPE_CHECKING:
     from models.train import Recipe, StepLog
@@ -61,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from harness.tasks import TASK_NAMES
     from models import SIZES
 
-    parser.add_argument("--variant", required=True, help="ast+llama, dass+mamba, dass+llama, ast+mamba")
+    parser.add_argument("--variant", required=True, help=variants_with_aliases())
     parser.add_argument("--size", default="tiny", help=f"size preset: {', '.join(SIZES)} (default tiny)")
     parser.add_argument("--data", type=Path, required=True, help="local dataset folder (its split `train` is used)")
     parser.add_argument("--task", default="kws", choices=TASK_NAMES, help="dataset layout (default kws)")
@@ -83,15 +84,10 @@ def progress_printer(every: int, prefix: str = "") -> Callable[[StepLog], None]:
 def check_out(out: Path, overwrite: bool) -> None:
     """Refuse, before any training, an --out the checkpoint could not be written to, and one
     holding files (a checkpoint of other training, say) unless --overwrite."""
-    existing = next(p for p in (out, *out.parents) if p.exists())  # "." or "/" at the latest
-    if not existing.is_dir():
-        where = "" if existing == out else f" ({existing} is a file)"
-        raise UserError(f"--out {out}: not a folder{where}")
-    if existing == out and any(out.iterdir()) and not overwrite:
+    check_folder(out, "--out")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise UserError(f"--out {out} already holds files (a checkpoint of other training?); "
                         "pass --overwrite to replace the checkpoint, or choose a new folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UserError(f"--out {out}: cannot write in {existing}")
 
 
 def run(args: argparse.Namespace) -> int:
