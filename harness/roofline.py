@@ -39,13 +39,18 @@ OVERHEAD_FRACTION = 0.1
 
 
 def floor_seconds(flops: float, nbytes: float, peak_flops: float, bandwidth: float) -> float:
-    """The least time any implementation needs: max(FLOPs / peak, bytes / bandwidth)."""
-    return max(flops / peak_flops, nbytes / bandwidth)
+    """The least time any implementation needs: max(FLOPs / peak, bytes / bandwidth); NaN when
+    either term is (a ceiling not measured, a closed form missing): half a floor is no floor,
+    and the builtin max would answer either NaN or the other term depending on their order."""
+    terms = (flops / peak_flops, nbytes / bandwidth)
+    return math.nan if any(math.isnan(t) for t in terms) else max(terms)
 
 
 def bound(flops: float, nbytes: float, peak_flops: float, bandwidth: float, fraction: float = math.nan) -> str:
-    """"compute" or "bandwidth" (the ceiling the floor comes from), or "overhead" when the phase
-    reached less than `OVERHEAD_FRACTION` of its floor."""
+    """"compute" or "bandwidth" (the ceiling the floor comes from), "overhead" when the phase
+    reached less than `OVERHEAD_FRACTION` of its floor, or "unknown" when there is no floor."""
+    if math.isnan(floor_seconds(flops, nbytes, peak_flops, bandwidth)):
+        return "unknown"
     if fraction < OVERHEAD_FRACTION:
         return "overhead"
     return "compute" if flops / peak_flops >= nbytes / bandwidth else "bandwidth"

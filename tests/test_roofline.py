@@ -1,6 +1,7 @@
 """The roofline: bytes moved per family and phase, and the derived metrics on a run's rows."""
 from __future__ import annotations
 
+import math
 
 import pandas as pd
 import pytest
@@ -85,6 +86,17 @@ def test_which_ceiling_bounds_a_phase():
     assert bound(1e6, 1e9, 1e11, 2e10, 0.5) == "bandwidth"
     assert bound(1e6, 1e9, 1e11, 2e10, 0.01) == "overhead"
     assert bound(1e6, 1e9, 1e11, 2e10) == "bandwidth"  # no fraction measured: the roofline's own answer
+
+
+def test_a_missing_term_leaves_no_floor_in_either_order():
+    nan = float("nan")
+    assert math.isnan(floor_seconds(1e9, 1e6, nan, 2e10))  # the FLOP term missing: max(nan, x)
+    assert math.isnan(floor_seconds(1e9, 1e6, 1e11, nan))  # the bandwidth term missing: max(x, nan)
+    assert math.isnan(floor_seconds(nan, 1e6, 1e11, 2e10)) and math.isnan(floor_seconds(1e9, nan, 1e11, 2e10))
+    assert bound(1e9, 1e6, nan, 2e10, 0.5) == bound(1e9, 1e6, 1e11, nan, 0.5) == "unknown"
+    no_peak = Ceilings("cpu", "test", {"float32": 1e11}, 2e10, 1e10)  # no bfloat16 peak measured
+    fraction = with_roofline(rows(10.0, 1e6, 1e9, "bfloat16"), no_peak).set_index("metric")["value"]
+    assert math.isnan(fraction["roofline_fraction"]) and fraction["achieved_bytes_per_s"] == pytest.approx(1e11)
 
 
 def test_a_point_that_timed_out_keeps_its_flops_and_bytes_and_its_status():
