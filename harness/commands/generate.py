@@ -15,6 +15,7 @@ from harness.audio_input import add_max_audio_seconds_argument, conversion_note,
 from harness.devices import add_device_argument, select_device
 from harness.errors import UserError
 from harness.threads import add_threads_argument, apply_threads
+from models.names import variants_with_aliases
 
 if TYPE_CHECKING:
     import torch
@@ -28,7 +29,7 @@ HELP = "run one variant on a WAV file and print the tokens and each phase's wall
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from models import SIZES
 
-    parser.add_argument("variant", help="ast+llama (transformer), dass+mamba (ssm), dass+llama, ast+mamba")
+    parser.add_argument("variant", help=variants_with_aliases())
     parser.add_argument("audio", help="a WAV file: integer PCM (8/16/24/32-bit) or float (32/64-bit), "
                                       "any rate and channel count")
     parser.add_argument("--size", default="tiny", help=f"size preset: {', '.join(SIZES)} (default tiny)")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from harness.devices import add_device_argument, select_device
 from harness.threads import add_threads_argument, apply_threads
+from models.names import variants_with_aliases
 from models.phases import CHAIN
 
 NAME = "profile"
@@ -26,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from models import SCAN_BACKENDS, SIZES
 
     defaults = ProfileSettings()
-    parser.add_argument("variant", help="ast+llama (transformer), dass+mamba (ssm), dass+llama, ast+mamba")
+    parser.add_argument("variant", help=variants_with_aliases())
     parser.add_argument("--size", default="tiny", help=f"size preset: {', '.join(SIZES)} (default tiny)")
     parser.add_argument("--audio-seconds", type=float, default=10.0, help="seconds of audio per clip (default 10)")
     parser.add_argument("--batch-size", type=int, default=1, help="clips per call (default 1)")

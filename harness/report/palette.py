@@ -1,14 +1,15 @@
 """One colour and marker per variant, so a variant looks the same in every figure and report.
 
 Colours are the Okabe-Ito colour-blind-safe set; markers differ too, so figures survive
-grey-scale printing. Variants outside the six known ones get a colour from a stable hash of
-their name (the same colour in every report), never from their order of appearance.
+grey-scale printing. A variant without a colour of its own (not in `models.names.VARIANTS`) gets
+one from a stable hash of its name (the same colour in every report), never from its order of
+appearance; a test checks that every known variant has its own.
 """
 from __future__ import annotations
 
 import zlib
 
-from models.names import ALIASES
+from models.names import ALIASES, VARIANTS
 
 _KNOWN_COLOURS = {
     "ast+llama": "#0072B2",  # blue: the transformer LALM
@@ -51,8 +52,9 @@ def marker(variant: str) -> str:
 
 
 def variant_order(variants) -> list[str]:
-    """Known variants first in a fixed order (transformer, SSM, hybrids), then the rest sorted."""
-    known = list(_KNOWN_COLOURS)
+    """Known variants first in `models.names.VARIANTS`'s order (the two papers' LALMs, then LM by
+    LM), then the rest sorted."""
+    known = list(VARIANTS)
     return sorted(set(variants), key=lambda v: (known.index(canonical(v)) if canonical(v) in known else len(known), v))
 
 
