@@ -10,8 +10,10 @@ one's own, `--threads 0` gives torch's default and `--threads N` any count.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+from collections.abc import Iterator, Mapping
 
 from harness.errors import UserError
 
@@ -34,12 +36,7 @@ def check_threads(threads: int) -> int:
     return threads
 
 
-def use_threads(threads: int) -> None:
-    """Run this process's CPU work on `threads` threads (0: the libraries' own defaults), the one
-    way a point's thread setting is applied, whichever executor runs it. OMP_NUM_THREADS sizes the
-    OpenMP pools that start later (torch's when a workload imports it only now, child processes');
-    torch, when already imported, is told directly. Importing nothing itself, it leaves a workload
-    that needs no torch without it."""
+def _set_threads(threads: int) -> None:
     if check_threads(threads) == TORCH_DEFAULT:
         return
     os.environ["OMP_NUM_THREADS"] = str(threads)
@@ -48,10 +45,47 @@ def use_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
+@contextlib.contextmanager
+def use_threads(threads: int) -> Iterator[None]:
+    """Run this process's CPU work inside the block on `threads` threads (0: the libraries' own
+    defaults), the one way a point's thread setting is applied, whichever executor runs it; after
+    it, OMP_NUM_THREADS and torch's count are what they were, so a point run in the driver leaves
+    no setting to the next point or to the driver's children. OMP_NUM_THREADS sizes the OpenMP
+    pools that start later (torch's when a workload imports it only now, child processes');
+    torch, when already imported, is told directly. Importing nothing itself, it leaves a workload
+    that needs no torch without it (a torch first imported inside the block had no count before
+    it, and keeps the block's)."""
+    saved_env = os.environ.get("OMP_NUM_THREADS")
+    torch = sys.modules.get("torch")
+    saved_count = torch.get_num_threads() if torch is not None else None
+    _set_threads(threads)
+    try:
+        yield
+    finally:
+        if saved_env is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = saved_env
+        if torch is not None:
+            torch.set_num_threads(saved_count)
+
+
+def thread_environment(threads: int, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a child interpreter that should run on `threads` threads (0: the
+    libraries' defaults, so an OMP_NUM_THREADS inherited from `base` (default: this process's)
+    is dropped rather than passed on)."""
+    env = dict(os.environ if base is None else base)
+    env.pop("OMP_NUM_THREADS", None)
+    if check_threads(threads) != TORCH_DEFAULT:
+        env["OMP_NUM_THREADS"] = str(threads)
+    return env
+
+
 def apply_threads(threads: int) -> int:
-    """Run this process's torch work on `threads` threads (0: torch's default); returns the
-    count torch then uses, which is what a command records."""
+    """Run the rest of this process's torch work (a command's) on `threads` threads (0: torch's
+    current setting, its default unless something set it); returns the count torch then uses,
+    which is what a command records."""
     import torch
 
-    use_threads(threads)
+    _set_threads(threads)
     return torch.get_num_threads()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -14,7 +15,8 @@ from harness.points import Point
 from harness.suite import Measure, RunSettings, load_suite
 from harness.tasks import study
 from harness.tasks.rows import ensure_run
-from harness.threads import DEFAULT_THREADS, apply_threads, check_threads
+from harness.measure import ceilings
+from harness.threads import DEFAULT_THREADS, apply_threads, check_threads, thread_environment
 
 # Each model command with its required arguments.
 MODEL_COMMANDS = {
@@ -40,8 +42,9 @@ def test_every_model_command_takes_threads(command):
 
 
 def test_applying_sets_torch_and_returns_what_torch_uses(torch_threads):
+    before = torch.get_num_threads()
+    assert apply_threads(0) == torch.get_num_threads() == before  # 0 leaves torch's setting as it is
     assert apply_threads(2) == torch.get_num_threads() == 2
-    assert apply_threads(0) == 2  # 0 leaves torch's own setting
     with pytest.raises(UserError, match="--threads must be >= 0"):
         check_threads(-1)
 
@@ -56,6 +59,40 @@ def test_every_executor_runs_a_point_on_the_runs_threads(isolation, torch_thread
     executor.close()
     assert outcome.status == "ok", outcome.error
     assert [row["value"] for row in outcome.rows] == [2]
+
+
+@pytest.mark.parametrize("driver_env", [None, "1"])
+def test_a_point_run_in_the_driver_leaves_the_drivers_threads_as_they_were(driver_env, torch_threads, monkeypatch):
+    if driver_env is None:
+        monkeypatch.delenv("OMP_NUM_THREADS")
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", driver_env)
+    torch.set_num_threads(1)
+    counts = []
+    for threads in (2, 0):  # the second point asks for the libraries' defaults: the driver's own
+        executor = make_executor(RunSettings(isolation="none", threads=threads, workload="tests.fake_workload:threads"),
+                                 Measure())
+        executor.submit(Point("ast+llama", "tiny", "cpu", "float32", 1, 1.0, 4, 4))
+        outcome = executor.next_outcome()
+        executor.close()
+        counts += [row["value"] for row in outcome.rows]
+        assert torch.get_num_threads() == 1 and os.environ.get("OMP_NUM_THREADS") == driver_env
+    assert counts == [2, 1]
+
+
+def test_the_ceilings_child_gets_the_runs_threads_not_an_inherited_setting(monkeypatch):
+    assert thread_environment(0, {"OMP_NUM_THREADS": "7", "PATH": "p"}) == {"PATH": "p"}
+    assert thread_environment(3, {"OMP_NUM_THREADS": "7"}) == {"OMP_NUM_THREADS": "3"}
+    seen = {}
+
+    def child(command, **kwargs):
+        seen.update(kwargs["env"])
+        raise OSError("not run")
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    monkeypatch.setattr(ceilings.subprocess, "run", child)
+    assert "error" in ceilings.capture("cpu", threads=0)
+    assert "OMP_NUM_THREADS" not in seen and seen["PATH"] == os.environ["PATH"]
 
 
 def test_a_suite_runs_on_the_default_unless_it_says_otherwise(tmp_path):

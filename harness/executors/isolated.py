@@ -72,10 +72,9 @@ def run_point(point: Point, measure: Measure, workload: str, memory_limit_mb: in
     """Run the workload on `point` in this process on `threads` CPU threads (0: the libraries'
     defaults); exceptions become a failed Outcome."""
     started = time.perf_counter()
-    use_threads(threads)
     try:
         measure_point = load_workload(workload)
-        with memory_cap(memory_limit_mb):
+        with use_threads(threads), memory_cap(memory_limit_mb):
             result = measure_point(point, measure)
         outcome = Outcome(point, "ok", list(result.rows), list(result.samples), dict(result.files))
     except UserError as err:

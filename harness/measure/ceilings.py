@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from harness.threads import thread_environment
+
 DTYPES = ("float32", "bfloat16", "float16")
 # Matmul sizes per device: big enough to leave dispatch overhead behind, small enough that one
 # call stays well inside the budget (a CPU without native half-precision kernels is slow at fp16).
@@ -156,11 +158,13 @@ def measure(device: str = "cpu", threads: int = 0, budget_s: float = BUDGET_S,
 def capture(device: str, threads: int = 0, timeout_s: float = 120.0) -> dict:
     """Ceilings measured in a child interpreter, as a dict for run.json; {"error": ...} if that fails.
 
-    A child keeps CUDA out of the driver and the run's thread setting out of the driver's torch.
+    A child keeps CUDA out of the driver and the run's thread setting out of the driver's torch;
+    its environment says the run's threads, whatever OMP_NUM_THREADS the driver holds.
     """
     command = [sys.executable, "-m", "harness.measure.ceilings", device, str(threads)]
     try:
-        out = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=True)
+        out = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=True,
+                             env=thread_environment(threads))
         return json.loads(out.stdout)
     except (OSError, subprocess.SubprocessError, json.JSONDecodeError) as err:
         stderr = getattr(err, "stderr", "") or ""
