@@ -72,17 +72,19 @@ def cheap_init(enabled: bool = True) -> Iterator[None]:
     if not enabled:
         yield
         return
-    own = {name for name in _ORIGINAL if name in vars(torch.Tensor)}  # else inherited from the C base
+    # What was there before, so a nested use hands back its outer one's patch; None: inherited
+    # from the C base.
+    saved = {name: vars(torch.Tensor).get(name) for name in _ORIGINAL}
     for name in _ORIGINAL:
         setattr(torch.Tensor, name, _cheap(name))
     try:
         yield
     finally:
-        for name, method in _ORIGINAL.items():
-            if name in own:
-                setattr(torch.Tensor, name, method)
-            else:
+        for name, method in saved.items():
+            if method is None:
                 delattr(torch.Tensor, name)
+            else:
+                setattr(torch.Tensor, name, method)
 
 
 def init_for(size: str) -> contextlib.AbstractContextManager[None]:

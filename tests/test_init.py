@@ -1,10 +1,24 @@
 """Cheap initialisation: the scale the initialiser asked for, no denormals or NaN, seeded, opt-in."""
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
-from models.init import BLOCK, CHEAP_INIT_SIZES, cheap_init, init_for, no_denormals_, tile_
+from models import SIZES, registry
+from models.init import BLOCK, cheap_init, no_denormals_, tile_
+
+DRAWS = ("uniform_", "normal_")
+
+
+def _draw_methods() -> dict[str, object]:
+    """torch.Tensor's own draw methods (absent: inherited from the C base, as without any patch)."""
+    return {name: vars(torch.Tensor).get(name) for name in DRAWS}
+
+
+def _tiled(t: torch.Tensor) -> bool:
+    flat = t.detach().flatten()
+    return torch.equal(flat[:BLOCK], flat[BLOCK:2 * BLOCK])
 
 
 def test_tiling_fills_every_element_with_the_block_in_order():
@@ -44,13 +58,38 @@ def test_small_draws_and_the_default_methods_are_untouched():
     assert "uniform_" not in vars(torch.Tensor) and "normal_" not in vars(torch.Tensor)
 
 
-def test_only_the_gpu_scale_sizes_opt_in():
-    assert CHEAP_INIT_SIZES == {"paper", "matched"}
+class Built(Exception):
+    """Stops a build once its stand-in layer is drawn, carrying the layer's weight."""
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_only_the_gpu_scale_sizes_are_built_under_cheap_init(size, monkeypatch):
+    def one_layer(spec, scan_backend):
+        # A layer larger than BLOCK stands for the model, drawn under the initialisation the
+        # build chose for `size`; raising leaves the build as an exception would.
+        raise Built(nn.Linear(1024, 1024, bias=False).weight.detach())
+
+    before = _draw_methods()
+    monkeypatch.setattr(registry, "_components", one_layer)
+    with pytest.raises(Built) as built:
+        registry.build("ast+llama", size, seed=0)
+    assert _draw_methods() == before
+    drawn = built.value.args[0]
     torch.manual_seed(0)
-    expected = torch.empty(2 * BLOCK).normal_()
-    torch.manual_seed(0)
-    with init_for("tiny"):
-        assert torch.equal(torch.empty(2 * BLOCK).normal_(), expected)
-    with init_for("paper"):
-        tiled = torch.empty(2 * BLOCK).normal_()
-    assert torch.equal(tiled[:BLOCK], tiled[BLOCK:])
+    default = nn.Linear(1024, 1024, bias=False).weight.detach()
+    if size in ("paper", "matched"):  # the default draws take minutes at these sizes
+        assert _tiled(drawn) and not torch.equal(drawn, default)
+    else:  # exactly the default: tests and trained checkpoints pin these sizes' weights
+        assert torch.equal(drawn, default)
+
+
+def test_nested_cheap_init_and_an_exception_inside_restore_the_default_draws():
+    before = _draw_methods()
+    with pytest.raises(RuntimeError, match="inside"):
+        with cheap_init():
+            with cheap_init():
+                assert _tiled(torch.empty(2 * BLOCK).uniform_())
+            assert _tiled(torch.empty(2 * BLOCK).normal_())  # the outer one still holds
+            raise RuntimeError("inside")
+    assert _draw_methods() == before
+    assert not _tiled(torch.empty(2 * BLOCK).uniform_()) and not _tiled(torch.empty(2 * BLOCK).normal_())
