@@ -49,6 +49,7 @@ CONTEXT_COLUMNS: dict[str, str] = {
     "scan_backend": "string",  # selective-scan backend that actually ran (SSM parts), else ""
     "requested_scan_backend": "string",  # the point's scan_backend axis value (e.g. "auto"); "" off-sweep
     "attn_backend": "string",  # attention implementation that ran (transformer parts), else ""
+    "matmul_backend": "string",  # decode and e2e on a CPU: the decode step's matmul kernel, "native" | "onednn"
     "mode": "string",  # one of MODES
     "module": "string",  # for profile rows: the module path; "" for whole-phase rows
     "dataset": "string",  # task rows

@@ -25,6 +25,7 @@ from harness.train_cost.workload import measure_train_step, search_max_batch
 from models import LALM, build
 from models.analytic import state_bytes as analytic_state_bytes
 from models.audio import SAMPLE_RATE
+from models.ops.cpu_gemv import matmul_backend
 
 def phase_settings(point: Point, settings: Measure) -> PhaseSettings:
     """The suite's measure settings in the meters' terms."""
@@ -65,10 +66,17 @@ def measure_point(point: Point, settings: Measure) -> PointResult:
             if m.metric == "state_bytes" and "state" not in settings.meters:
                 continue
             train_columns = settings.train.columns() if phase == "train_step" else {}
-            rows.append(m.to_row(phase=phase, **context, **train_columns))
+            rows.append(m.to_row(phase=phase, **context, **phase_context(lalm, point, phase), **train_columns))
             samples += m.sample_rows(phase=phase)
-    rows += [{**row, **context} for row in profile_rows]
+    rows += [{**row, **context, **phase_context(lalm, point, row["phase"])} for row in profile_rows]
     return PointResult(rows, samples, files)
+
+
+def phase_context(lalm: LALM, point: Point, phase: str) -> dict[str, str]:
+    """What ran that depends on the phase: the decode step's matmul kernel (`models.ops.cpu_gemv`
+    decides it per step) for the phases that take decode steps."""
+    takes_steps = phase in ("decode", "e2e")
+    return {"matmul_backend": matmul_backend(point.batch_size, lalm.device, lalm.dtype) if takes_steps else ""}
 
 
 def _add(measured: dict[str, list[Measurement]], extra: dict[str, list[Measurement]]) -> None:

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from models import build
-from models.ops.cpu_gemv import gemv_kernels, prefers_native_gemv
+from models.ops.cpu_gemv import gemv_kernels, matmul_backend, prefers_native_gemv
 
 
 @pytest.mark.parametrize(("rows", "device", "dtype", "native"), [
@@ -32,6 +32,7 @@ def test_the_switch_is_restored_even_when_the_step_raises():
     (1, torch.bfloat16, False), (2, torch.bfloat16, True), (1, torch.float32, True),
 ])
 def test_decode_step_sees_onednn_off_only_at_batch_1_in_bfloat16(variant, batch, dtype, onednn_in_step):
+    before = torch.backends.mkldnn.enabled
     lalm = build(variant, "tiny", dtype=dtype)
     seen: list[bool] = []
     lalm.lm.model.register_forward_pre_hook(lambda *_: seen.append(torch.backends.mkldnn.enabled))
@@ -39,5 +40,19 @@ def test_decode_step_sees_onednn_off_only_at_batch_1_in_bfloat16(variant, batch,
     prompt = torch.zeros(batch, 2, dtype=torch.long)
     _, cache = lalm.prefill(lalm.encode(lalm.features(wave)), prompt)
     lalm.decode_step(cache, torch.zeros(batch, dtype=torch.long))
-    assert seen == [True, onednn_in_step]  # prefill keeps oneDNN; the step as decided
-    assert torch.backends.mkldnn.enabled is True
+    assert seen == [before, before and onednn_in_step]  # prefill keeps the setting; the step as decided
+    assert torch.backends.mkldnn.enabled is before
+
+
+@pytest.mark.parametrize(("batch", "dtype", "decode_kernel"), [
+    (1, torch.bfloat16, "native"), (2, torch.bfloat16, "onednn"), (1, torch.float32, "onednn"),
+])
+def test_rows_of_the_phases_with_decode_steps_say_which_matmul_kernel_ran(batch, dtype, decode_kernel):
+    from harness.points import Point
+    from harness.workload import phase_context
+
+    lalm = build("dass+mamba", "tiny", dtype=dtype)
+    point = Point("dass+mamba", "tiny", "cpu", str(dtype).removeprefix("torch."), batch, 1.0, 2, 2)
+    kernels = {phase: phase_context(lalm, point, phase)["matmul_backend"] for phase in ("prefill", "decode", "e2e")}
+    assert kernels == {"prefill": "", "decode": decode_kernel, "e2e": decode_kernel}
+    assert matmul_backend(batch, torch.device("cuda"), dtype) == ""  # the switch is a CPU one

@@ -21,6 +21,15 @@ def prefers_native_gemv(rows: int, device: torch.device, dtype: torch.dtype) -> 
     return rows == 1 and device.type == "cpu" and dtype == torch.bfloat16
 
 
+def matmul_backend(rows: int, device: torch.device, dtype: torch.dtype) -> str:
+    """The kernel a step of `rows` tokens runs its matmuls on, as results record it: "native"
+    (torch's own, oneDNN switched off) where `prefers_native_gemv`, "onednn" (torch's CPU
+    dispatch with oneDNN on) elsewhere on a CPU, "" on other devices, where the switch is moot."""
+    if device.type != "cpu":
+        return ""
+    return "native" if prefers_native_gemv(rows, device, dtype) else "onednn"
+
+
 @contextlib.contextmanager
 def gemv_kernels(rows: int, device: torch.device, dtype: torch.dtype) -> Iterator[None]:
     """Inside: matmuls take torch's own CPU kernel when `prefers_native_gemv` says so, else
