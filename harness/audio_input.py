@@ -23,9 +23,10 @@ if TYPE_CHECKING:
 
     from models.audio import AudioInfo
 
-# 1 h: the tiny and small models stay under 24 GB at this length (dass+mamba, the hungrier, is
-# forecast at 3.9 and 10.8 GiB of tensors by `harness.forecast`); every clip of a minute or more
-# is told its forecast before it runs.
+# 1 h: a mistaken file (hours of audio) is refused before it exhausts an ordinary machine's
+# memory, while the tiny and small models still run this long a clip in a common workstation's
+# memory (dass+mamba, the hungrier, is forecast at 3.9 and 10.8 GiB of tensors by
+# `harness.forecast`); every clip of a minute or more is told its forecast before it runs.
 DEFAULT_MAX_AUDIO_SECONDS = 3600.0
 
 
