@@ -8,7 +8,9 @@ The one comparator behind the kernel gate (`harness.gate`) and `lalm-bench compa
   floor is not below `alpha` no data could pass, and the answer is "too few samples", never "no
   change";
 - significance: the one-sided Mann-Whitney U test in the direction of the change, p < `alpha`.
-  Rank-based, so the preemption outliers of a shared machine cannot drive it;
+  Rank-based, so the preemption outliers of a shared machine cannot drive it. Exact wherever the
+  floor above can matter (`method`): scipy's default turns to the normal approximation as soon as
+  two samples tie, whose p can fall below what the exact test could ever give;
 - materiality: the bootstrap confidence interval of the ratio current/baseline of the
   `quantile`-th sample quantile lies entirely beyond `min_ratio` (above it, or below its inverse).
 
@@ -64,6 +66,17 @@ def decidable(n: int, m: int, alpha: float) -> bool:
     return min(n, m) >= 2 and smallest_p(n, m) < alpha
 
 
+# Up to this many samples a side the U test is exact (scipy's own limit for choosing it: the
+# exact distribution's cost grows with n x m); beyond it the smallest possible p is below
+# 1 / C(18, 9) = 2e-5, far under any alpha, and the normal approximation is accurate.
+EXACT_MAX_SAMPLES = 8
+
+
+def method(n: int, m: int) -> Literal["exact", "asymptotic"]:
+    """The U test's method for n against m samples, whether or not samples tie."""
+    return "exact" if max(n, m) <= EXACT_MAX_SAMPLES else "asymptotic"
+
+
 def bootstrap_ratio_interval(
     baseline: np.ndarray,
     current: np.ndarray,
@@ -95,12 +108,13 @@ def ratio_test(baseline: np.ndarray, current: np.ndarray, thresholds: Thresholds
     ratio = float(np.quantile(current, q) / np.quantile(baseline, q))
     lo, hi = bootstrap_ratio_interval(baseline, current, quantile=q, confidence=thresholds.confidence,
                                       resamples=thresholds.resamples, rng=rng)
-    p_higher = float(mannwhitneyu(current, baseline, alternative="greater").pvalue)
-    p_lower = float(mannwhitneyu(current, baseline, alternative="less").pvalue)
+    how = method(len(current), len(baseline))
+    p_higher = float(mannwhitneyu(current, baseline, alternative="greater", method=how).pvalue)
+    p_lower = float(mannwhitneyu(current, baseline, alternative="less", method=how).pvalue)
+    can_decide = decidable(len(baseline), len(current), thresholds.alpha)
     change: Change = "none"
-    if lo > thresholds.min_ratio and p_higher < thresholds.alpha:
+    if can_decide and lo > thresholds.min_ratio and p_higher < thresholds.alpha:
         change = "higher"
-    elif hi < 1.0 / thresholds.min_ratio and p_lower < thresholds.alpha:
+    elif can_decide and hi < 1.0 / thresholds.min_ratio and p_lower < thresholds.alpha:
         change = "lower"
-    return RatioTest(ratio, lo, hi, p_higher, p_lower, change,
-                     decidable(len(baseline), len(current), thresholds.alpha))
+    return RatioTest(ratio, lo, hi, p_higher, p_lower, change, can_decide)

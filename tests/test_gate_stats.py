@@ -108,3 +108,18 @@ def test_same_inputs_same_verdict():
 def test_too_few_samples_is_an_error():
     with pytest.raises(ValueError, match="at least 2 samples"):
         compare(np.array([1.0]), np.array([1.0, 2.0]))
+
+
+def test_tied_small_samples_get_the_exact_p_and_no_change_where_none_is_decidable():
+    from harness import significance
+
+    baseline, current = np.array([1.0, 1.0, 1.0]), np.array([2.0, 2.0, 2.0])  # ties: scipy's default goes asymptotic
+    limits = significance.Thresholds(min_ratio=1.10, alpha=0.05, confidence=0.90)
+    test = significance.ratio_test(baseline, current, limits, np.random.default_rng(0))
+    assert test.p_higher == pytest.approx(significance.smallest_p(3, 3))  # exact: 0.05, not the approximation's 0.023
+    assert not test.decidable and test.change == "none"
+    gate = compare(baseline, current)  # twice as slow, but 3 against 3 cannot reach the gate's alpha
+    assert gate.verdict == "ok" and not gate.decidable
+    four = significance.ratio_test(np.array([1.0, 1.0, 1.0, 1.5]), np.array([2.0, 2.0, 2.0, 3.0]),
+                                   limits, np.random.default_rng(0))
+    assert four.decidable and four.change == "higher" and four.p_higher == pytest.approx(1 / 70)

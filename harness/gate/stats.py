@@ -5,7 +5,8 @@ sessions, judged by the comparator `compare` shares (`harness.significance`): a 
 one-sided Mann-Whitney U test (current > baseline) at p < `alpha` and a bootstrap interval of
 the median ratio entirely above `min_ratio`. The thresholds here are the gate's own, set from
 the measured spread of repeated gate runs (docs/PERF.md, "Kernel gate"). Improvements are
-reported symmetrically but never fail the gate.
+reported symmetrically but never fail the gate. Sessions too short for the U test to reach
+`alpha` at all are not decidable and get no verdict but "ok" (`Comparison.decidable` says so).
 """
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ class Comparison:
     hi: float
     p_slower: float
     p_faster: float
-    verdict: Verdict
+    verdict: Verdict  # "ok" also when `decidable` is False: too few samples to call anything
+    decidable: bool
 
 
 def compare(
@@ -52,4 +54,5 @@ def compare(
 ) -> Comparison:
     """Compare one kernel's normalised samples, baseline (n,) vs current (m,)."""
     test = significance.ratio_test(baseline, current, thresholds, np.random.default_rng(seed))
-    return Comparison(test.ratio, test.lo, test.hi, test.p_higher, test.p_lower, VERDICTS[test.change])
+    return Comparison(test.ratio, test.lo, test.hi, test.p_higher, test.p_lower, VERDICTS[test.change],
+                      test.decidable)
