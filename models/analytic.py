@@ -37,7 +37,7 @@ from models.audio.fbank import NUM_MEL_BINS, SAMPLE_RATE, frame_sizes, num_frame
 from models.audio_tokens import tokens_for_frames
 from models.closed_form import Costs, add, linear, prefixed
 from models.lalm import ModelSpec, padded_frames
-from models.phases import CHAIN, PHASES
+from models.phases import compose
 from models.registry import families
 
 
@@ -80,28 +80,23 @@ def phase_flops(
     audio + prompt tokens. decode: one step at `context` cached positions (default audio + prompt).
     e2e: `generate` of `new_tokens` tokens (fbank, encoder, prefill, then new_tokens - 1 steps).
     """
-    if phase not in PHASES:
-        raise ValueError(f"unknown phase {phase!r}; analytic FLOPs cover {', '.join(PHASES)}")
     encoder, _ = families(spec)
     samples = round(audio_seconds * SAMPLE_RATE)
     frames = padded_frames(samples)
-    prefix = tokens_for_frames(frames) + prompt_tokens
-    if phase == "fbank":
-        return prefixed("fbank", fbank_flops(batch, samples))
-    if phase == "encoder":
-        return prefixed("encoder", encoder.flops(encoder.shapes[spec.size], batch, frames))
-    if phase == "prefill":
-        return add(
-            prefixed("projector", encoder.projector_flops(*widths(spec), batch, frames)),
-            prefixed("lm", lm_flops(spec, batch, prefix)),
-        )
-    if phase == "decode":
-        past = prefix if context is None else context
-        return prefixed("lm", lm_flops(spec, batch, 1, past))
-    steps = [phase_flops(spec, "decode", batch, audio_seconds, prompt_tokens, prefix + i)
-             for i in range(new_tokens - 1)]
-    early = [phase_flops(spec, p, batch, audio_seconds, prompt_tokens) for p in CHAIN[:-1]]
-    return add(*early, *steps)
+
+    def one_call(part: str, positions: int) -> Costs:
+        if part == "fbank":
+            return prefixed("fbank", fbank_flops(batch, samples))
+        if part == "encoder":
+            return prefixed("encoder", encoder.flops(encoder.shapes[spec.size], batch, frames))
+        if part == "prefill":
+            return add(
+                prefixed("projector", encoder.projector_flops(*widths(spec), batch, frames)),
+                prefixed("lm", lm_flops(spec, batch, positions)),
+            )
+        return prefixed("lm", lm_flops(spec, batch, 1, positions))
+
+    return compose(phase, one_call, add, tokens_for_frames(frames) + prompt_tokens, context, new_tokens)
 
 
 def lalm_flops(

@@ -24,7 +24,7 @@ from models.audio.fbank import NUM_MEL_BINS, SAMPLE_RATE, frame_sizes, num_frame
 from models.audio_tokens import tokens_for_frames
 from models.closed_form import Costs
 from models.lalm import ModelSpec, padded_frames
-from models.phases import CHAIN, PHASES
+from models.phases import compose
 from models.registry import families
 
 KINDS = ("weights", "state_read", "state_written", "activations")
@@ -46,26 +46,22 @@ def phase_bytes(spec: ModelSpec, phase: str, batch: int, audio_seconds: float, d
     """Bytes one call of `phase` moves, by kind; the arguments are those of
     `models.analytic.phase_flops` (a decode step at `context` cached positions, default audio +
     prompt; e2e = fbank, encoder, prefill and `new_tokens - 1` decode steps)."""
-    if phase not in PHASES:
-        raise ValueError(f"unknown phase {phase!r}; bytes moved cover {', '.join(PHASES)}")
     encoder, lm = families(spec)
     enc_shape, lm_shape = encoder.shapes[spec.size], lm.shapes[spec.size]
     samples = round(audio_seconds * SAMPLE_RATE)
     frames = padded_frames(samples)
-    prefix = tokens_for_frames(frames) + prompt_tokens
-    if phase == "fbank":
-        return fbank_bytes(batch, samples)
-    if phase == "encoder":
-        return _sum(encoder.bytes_moved(enc_shape, batch, frames, dtype))
-    if phase == "prefill":
-        projector = encoder.projector_bytes(enc_shape, lm.width(lm_shape), batch, frames, dtype)
-        return _sum(projector, lm.bytes_moved(lm_shape, batch, prefix, 0, dtype))
-    if phase == "decode":
-        return _sum(lm.bytes_moved(lm_shape, batch, 1, prefix if context is None else context, dtype))
-    early = [phase_bytes(spec, p, batch, audio_seconds, dtype, prompt_tokens) for p in CHAIN[:-1]]
-    steps = [phase_bytes(spec, "decode", batch, audio_seconds, dtype, prompt_tokens, prefix + i)
-             for i in range(new_tokens - 1)]
-    return _sum(*early, *steps)
+
+    def one_call(part: str, positions: int) -> Costs:
+        if part == "fbank":
+            return fbank_bytes(batch, samples)
+        if part == "encoder":
+            return _sum(encoder.bytes_moved(enc_shape, batch, frames, dtype))
+        if part == "prefill":
+            projector = encoder.projector_bytes(enc_shape, lm.width(lm_shape), batch, frames, dtype)
+            return _sum(projector, lm.bytes_moved(lm_shape, batch, positions, 0, dtype))
+        return _sum(lm.bytes_moved(lm_shape, batch, 1, positions, dtype))
+
+    return compose(phase, one_call, _sum, tokens_for_frames(frames) + prompt_tokens, context, new_tokens)
 
 
 def lalm_bytes(spec: ModelSpec, phase: str, batch: int, audio_seconds: float, dtype: torch.dtype,

@@ -13,6 +13,7 @@ from models.families import ENCODERS, LMS, EncoderFamily
 from models.families.ast import ast_grid
 from models.lalm import padded_frames
 from models.params import count
+from models.phases import PHASES
 
 
 @pytest.mark.parametrize("size", list(SIZES))
@@ -121,6 +122,6 @@ def test_unknown_phase_is_rejected():
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_every_phase_has_positive_components(variant):
     spec = spec_for(variant, "tiny")
-    for phase in analytic.PHASES:
+    for phase in PHASES:
         costs = analytic.phase_flops(spec, phase, 1, 1.0, 4)
         assert costs and all(v > 0 for v in costs.values()), (phase, costs)
