@@ -25,9 +25,9 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from harness.schema import DTYPES
 from harness.threads import thread_environment
 
-DTYPES = ("float32", "bfloat16", "float16")
 # Matmul sizes per device: big enough to leave dispatch overhead behind, small enough that one
 # call stays well inside the budget (a CPU without native half-precision kernels is slow at fp16).
 MATMUL_SIZES = {"cpu": (256, 512, 1024), "cuda": (2048, 4096, 8192)}
