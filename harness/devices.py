@@ -23,7 +23,7 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help=f"{DEVICE_HELP} (default cpu)")
 
 
-def select_device(name: str) -> torch.device:
+def select_device_quieting_cpu_hints(name: str) -> torch.device:
     """`--device NAME` as a torch device that exists here, or a UserError naming it. On the CPU,
     transformers' hints to install CUDA kernels are silenced (`harness.kernel_hints`)."""
     if not DEVICE_NAME.fullmatch(name):

@@ -6,7 +6,7 @@ import logging
 import pytest
 import torch
 
-from harness.devices import select_device
+from harness.devices import select_device_quieting_cpu_hints
 from harness.kernel_hints import HINT, HINT_LOGGER
 from models import build
 
@@ -40,5 +40,5 @@ def _hints_of_a_run_through_transformers_mamba() -> list[str]:
 def test_the_cpu_kernel_hint_is_silenced_once_a_cpu_device_is_selected(monkeypatch):
     monkeypatch.setattr(logging.getLogger(HINT_LOGGER), "filters", [])
     assert any("causal_conv1d" in m for m in _hints_of_a_run_through_transformers_mamba())  # what it silences
-    select_device("cpu")
+    select_device_quieting_cpu_hints("cpu")
     assert _hints_of_a_run_through_transformers_mamba() == []

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.devices import add_device_argument, select_device
+from harness.devices import add_device_argument, select_device_quieting_cpu_hints
 from harness.errors import UserError
 from harness.threads import add_threads_argument, apply_threads
 
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from models.train import load_checkpoint
 
     options = _options(args)
-    device = select_device(args.device)
+    device = select_device_quieting_cpu_hints(args.device)
     threads = apply_threads(args.threads)
     checkpoint = load_checkpoint(args.checkpoint, device=device)
     dataset = load_dataset(args.task, args.data, args.split)

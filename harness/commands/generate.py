@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from harness.audio_input import add_max_audio_seconds_argument, conversion_note, read_clip
-from harness.devices import add_device_argument, select_device
+from harness.devices import add_device_argument, select_device_quieting_cpu_hints
 from harness.errors import UserError
 from harness.threads import add_threads_argument, apply_threads
 from models.names import variants_with_aliases
@@ -55,7 +55,7 @@ def _timed(fn: Callable[[], T], device: torch.device) -> tuple[T, float]:
 def run(args: argparse.Namespace) -> int:
     if args.max_new_tokens < 1:
         raise UserError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
-    selected = select_device(args.device)
+    selected = select_device_quieting_cpu_hints(args.device)
     threads = apply_threads(args.threads)
     import torch
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.devices import add_device_argument, select_device
+from harness.devices import add_device_argument, select_device_quieting_cpu_hints
 from harness.threads import add_threads_argument, apply_threads
 from models.names import variants_with_aliases
 from models.phases import CHAIN
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from models import build, spec_for
 
     _check(args)
-    device = select_device(args.device)
+    device = select_device_quieting_cpu_hints(args.device)
     threads = apply_threads(args.threads)
     spec = spec_for(args.variant, args.size)
     point = Point(spec.variant, args.size, device.type, args.dtype, args.batch_size, args.audio_seconds,

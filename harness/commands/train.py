@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.devices import add_device_argument, select_device
+from harness.devices import add_device_argument, select_device_quieting_cpu_hints
 from harness.errors import UserError
 from harness.outputs import check_folder
 from harness.threads import add_threads_argument, apply_threads
@@ -54,7 +54,7 @@ def recipe_from(args: argparse.Namespace) -> Recipe:
 
 def apply_device_options(args: argparse.Namespace) -> int:
     """Check `--device` and apply `--threads`; returns the thread count torch then uses."""
-    select_device(args.device)
+    select_device_quieting_cpu_hints(args.device)
     return apply_threads(args.threads)
 
 

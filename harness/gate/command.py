@@ -12,7 +12,7 @@ import torch
 from rich.console import Console
 from rich.markup import escape
 
-from harness.devices import add_device_argument, select_device
+from harness.devices import add_device_argument, select_device_quieting_cpu_hints
 from harness.errors import UserError
 from harness.gate import callgrind, count_record
 from harness.gate import kernels as registry
@@ -47,7 +47,7 @@ DEFAULT_ROUNDS, DEFAULT_SAMPLES, DEFAULT_BUDGET_S = 20, 30, 40.0
 # Counted calls per kernel: a multiple of 20, so an injected 5% (one extra call in 20) or 25%
 # (one in 4) of extra work lands exactly in the count; ~3 minutes for every CPU kernel.
 DEFAULT_CALLS = 20
-MODES = ("auto", "count", "wall")
+GATE_MODES = ("auto", "count", "wall")  # how the gate measures: not schema.MODES, how a phase ran
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_device_argument(parser)
     parser.add_argument(
         "--mode",
-        choices=MODES,
+        choices=GATE_MODES,
         default="auto",
         help="count: instructions under valgrind (CPU); wall: timings; auto (default): count on CPU when "
         "valgrind is installed, else wall (advisory)",
@@ -187,7 +187,7 @@ def _mode(requested: str, device: torch.device, console: Console) -> tuple[str, 
 def run(args: argparse.Namespace) -> int:
     # Not a terminal (CI logs): wide enough that the table's rows do not fold.
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-    device = select_device(args.device)
+    device = select_device_quieting_cpu_hints(args.device)
     threads = apply_threads(args.threads)  # the count torch uses, which the wall record keeps
     if args.update_baseline and args.current is not None:
         raise UserError("--update-baseline measures a new baseline; it cannot take --current")
