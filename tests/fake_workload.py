@@ -12,6 +12,7 @@ import signal
 import time
 
 from harness.points import Point, PointResult
+from models.audio_tokens import TOKENS_PER_SECOND
 
 FAULTS = {"raise": 901, "memory": 902, "hang": 903, "sigkill": 904, "cuda_oom": 905, "slow": 906, "cuda_alloc": 907}
 SLOW_SECONDS = 0.4
@@ -53,7 +54,7 @@ def measure(point: Point, settings) -> PointResult:
         rows.append({"phase": phase, "metric": "latency_ms", "value": ordered[len(ordered) // 2], "unit": "ms",
                      "lo": ordered[0], "hi": ordered[-1], "n": len(values), "source": "fake"})
         samples += [{"phase": phase, "metric": "latency_ms", "value": v} for v in values]
-    tokens = point.batch_size * (int(point.audio_seconds * 3.2) + point.prompt_tokens + point.new_tokens)
+    tokens = point.batch_size * (int(point.audio_seconds * TOKENS_PER_SECOND) + point.prompt_tokens + point.new_tokens)
     state = tokens * STATE_BYTES_PER_TOKEN if point.lm == "llama" else point.batch_size * MAMBA_STATE_BYTES
     rows.append({"phase": "e2e", "metric": "state_bytes", "value": state, "unit": "B", "n": 1, "source": "fake"})
     files = {"trace/points.txt": point.label.encode()}
