@@ -169,3 +169,19 @@ def test_a_ratio_whose_interval_holds_one_names_no_winner(tmp_path):
     md = (build_report([run], tmp_path / "report") / "report.md").read_text()
     line = next(line for line in sections(md)["Verdict"].splitlines() if line.startswith("- End-to-end latency"))
     assert "neither is clearly cheaper at 120 s" in line and "1.00× [" in line
+
+
+def test_with_several_settings_the_verdict_names_the_transformers_setting_too(tmp_path):
+    """A run holding both variants in two dtypes: each ratio is within one setting, and the
+    transformer it is taken against is named with that setting, not as a bare variant."""
+    run = write_run(tmp_path / "run", SyntheticSuite(variants=("ast+llama", "dass+mamba"), lengths=(5, 30, 120),
+                                                     batches=(1,), tasks=False, train=False, profile_seconds=()))
+    loaded = store.load_run(run)
+    twin = {point: f"{point}-bf16" for point in loaded.results["point_id"].unique()}
+    results = loaded.results.assign(point_id=loaded.results["point_id"].map(twin), dtype="bfloat16")
+    samples = loaded.samples.assign(point_id=loaded.samples["point_id"].map(twin))
+    store.write_part(run, "bfloat16", results, samples)
+    store.compact(run)
+    md = (build_report([run], tmp_path / "report") / "report.md").read_text()
+    lines = [line for line in sections(md)["Verdict"].splitlines() if line.startswith("- ")]
+    assert lines and all(re.search(r"of ast\+llama \([^)]+\)'s", line) for line in lines), lines

@@ -48,20 +48,21 @@ def _ratio_at_longest(df: pd.DataFrame, samples: pd.DataFrame, pair: tuple[str, 
     return float(length), ratio, lo, hi
 
 
-def _by_how_much(numerator: str, what: str, at: tuple[float, float, float, float]) -> str:
+def _by_how_much(numerator: str, denominator: str, what: str, at: tuple[float, float, float, float]) -> str:
     length, ratio, lo, hi = at
     ci = f" {interval(lo, hi)}" if math.isfinite(lo) else ""
-    return f"{numerator} at {number(ratio)}×{ci} of {analysis.TRANSFORMER}'s {what} at {seconds(length)}"
+    return f"{numerator} at {number(ratio)}×{ci} of {denominator}'s {what} at {seconds(length)}"
 
 
 def _line(row, df: pd.DataFrame, samples: pd.DataFrame, rng: np.random.Generator) -> str | None:
     what = findings.quantity_name(row.phase, row.metric)
-    who = f"{row.numerator} ({row.setting})" if row.setting else row.numerator
+    # Both sides named with their setting: a run may hold the transformer at several sizes or dtypes.
+    who, reference = (f"{v} ({row.setting})" if row.setting else v for v in (row.numerator, analysis.TRANSFORMER))
     at = _ratio_at_longest(df, samples, (row.numerator, analysis.TRANSFORMER), row.phase, row.metric,
                            row.setting, rng)
     if at is None:
         return None
-    much = _by_how_much(who, what, at)
+    much = _by_how_much(who, reference, what, at)
     measured = span(row.x_min, row.x_max)
     length, _, lo, hi = at
     if lo <= 1 <= hi:
@@ -70,7 +71,7 @@ def _line(row, df: pd.DataFrame, samples: pd.DataFrame, rng: np.random.Generator
     if row.outcome == "cheaper throughout":
         return f"{findings.sentence(what)}: {who} is cheaper at every length measured ({measured}): {much}."
     if row.outcome == "no crossover":
-        return (f"{findings.sentence(what)}: {analysis.TRANSFORMER} is cheaper at the longest length measured "
+        return (f"{findings.sentence(what)}: {reference} is cheaper at the longest length measured "
                 f"({measured}): {much}.")
     if math.isnan(row.share) or row.share >= findings.MIN_CROSSING_SHARE:
         ci = f" (95 % CI {interval(row.ci_low, row.ci_high)} s)" if math.isfinite(row.ci_low) else ""
