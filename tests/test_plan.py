@@ -52,6 +52,14 @@ def test_a_term_that_takes_a_share_no_calibration_point_showed_is_flagged_as_ext
     assert calibrated.extrapolates((20, 1e-5, 5e-3, 1e-5))
 
 
+def test_a_term_in_fixed_proportion_to_the_modules_does_not_take_the_cost_per_module():
+    # one model's weights at several clip lengths: the stream term is as constant as the module count
+    # (growing a little with the KV cache read), and noise that happens to follow it exactly
+    streams = [2e-5 * (1 + 0.02 * k) for k in (1, 2, 4, 8)]
+    got = fit([((30, 1e-6, stream, 1e-6), 60 * stream) for stream in streams])
+    assert got.stream_eff == 1.0 and got.overhead_s > 0
+
+
 def test_a_fit_keeps_a_sample_more_than_its_parameters():
     # two samples: the cost per module alone, not three efficiencies through both points
     got = fit([((10, 1e-3, 1e-3, 1e-3), 1e-2), ((10, 2e-3, 1e-3, 1e-3), 1.5e-2)])

@@ -47,6 +47,7 @@ Terms = tuple[float, float, float, float]  # modules, compute_s, stream_s, activ
 # A term must reach this share of some sample's time for its efficiency to be fitted at all: a
 # term of 1e-6 of every sample could absorb any noise that happens to grow with it.
 TELLS = 0.005
+DISTINCT = 2.0  # how much a term's ratio to the module count must vary over the samples
 EXTRAPOLATION = 2.0  # a term's share of a predicted time beyond this multiple of the calibration's
 MATERIAL = 0.1  # ... and at least this share: below it, even a guessed efficiency moves little
 BUILD = "build"  # the model's construction: fitted like a phase, its stream writing the weights once
@@ -131,16 +132,23 @@ def fit(samples: list[tuple[Terms, float]]) -> Fit:
 
     An efficiency is fitted only where the samples tell it: of every choice of which efficiencies
     to fit (the cost per module always is; a term only where it reaches `TELLS` of some sample's
-    time), the one with the least Schwarz criterion. A term the
+    time and is not in a fixed proportion to the module count), the one with the least Schwarz
+    criterion. A term the
     samples cannot tell (a negligible share of every sample: tiny models on a CPU) would
     otherwise take whatever x fits their noise and predict larger shapes wildly; left at
     efficiency 1, it is the cost per module that carries to them."""
     # Relative residual: (o * modules + sum term * (1 + x)) / t - 1, linear in (o, x) >= 0.
     shares = np.array([[m / t, c / t, s / t, v / t] for (m, c, s, v), t in samples])
     n = len(samples)
+    # A term tells only where it reaches TELLS of some sample and its ratio to the module count
+    # varies over the samples: in a fixed proportion to it (one model's weights at every clip
+    # length) it is indistinguishable from a cost per module, and would take that cost's place.
+    per_module = shares[:, 1:] / shares[:, :1]
+    telling = {i + 1 for i in range(3) if shares[:, i + 1].max() >= TELLS
+               and per_module[:, i].max() >= DISTINCT * per_module[:, i].min()}
     # At most n - 1 parameters: a fit through every sample would tell nothing of the noise.
     choices = [[0, *chosen] for r in range(max(1, min(4, n - 1))) for chosen in itertools.combinations((1, 2, 3), r)
-               if all(shares[:, i].max() >= TELLS for i in chosen)]
+               if all(i in telling for i in chosen)]
 
     def schwarz(told: list[int]) -> float:
         return n * math.log(max(_solve(shares, told)[1], 1e-12) / n) + math.log(n) * len(told)
