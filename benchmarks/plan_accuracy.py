@@ -18,7 +18,7 @@ per phase (the model's build included) of:
 The replicates line is the noise floor of time: how far measurements of the same computation
 (the fbank at one length under every model, a build at every length) stray from their median.
 
-    python benchmarks/plan_accuracy.py --out results/plan-accuracy            # ~2.5 min
+    python benchmarks/plan_accuracy.py --out results/plan-accuracy            # ~3.5 min
     python benchmarks/plan_accuracy.py --run results/plan-accuracy            # re-analyse a run
     python benchmarks/plan_accuracy.py --out results/plan-accuracy-quick --quick   # a minute: the script works
 
