@@ -189,3 +189,56 @@ def test_a_json_spec_file_is_a_device(tmp_path):
                                 "flops_per_s": {"float32": 1e13, "bfloat16": 1e14, "float16": 1e14}}))
     ceilings = load_device(str(spec))
     assert ceilings.memory_bytes == 24e9 and ceilings.bandwidth == 1e12 and ceilings.peak_flops("bfloat16") == 1e14
+
+
+@pytest.mark.parametrize("requested, has_cuda, measured", [("auto", True, "cuda"), ("auto", False, "cpu"),
+                                                           ("cpu", True, "cpu")])
+def test_this_machine_is_measured_on_the_device_a_run_here_would_use(monkeypatch, capsys, requested, has_cuda,
+                                                                     measured):
+    import harness.plan.specs as specs
+    from harness.executors.local import InProcessExecutor
+
+    seen = []
+
+    def fake_load_device(ref, device="cpu", threads=0):
+        seen.append(device)
+        return specs.Ceilings(device, "stub", {"float32": 1e12, "bfloat16": 1e12, "float16": 1e12}, 1e11, 1e11,
+                              80 << 30)
+
+    monkeypatch.setattr(InProcessExecutor, "cuda_available", lambda self: has_cuda)
+    monkeypatch.setattr(specs, "load_device", fake_load_device)
+    assert main(["plan", "quick", "--set", f"run.device={requested}", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert seen == [measured] and {p["device"] for p in out["points"]} == {measured}
+
+
+def test_this_machine_without_cuda_cannot_plan_a_cuda_suite(monkeypatch, capsys):
+    from harness.executors.local import InProcessExecutor
+
+    monkeypatch.setattr(InProcessExecutor, "cuda_available", lambda self: False)
+    assert main(["plan", "quick", "--set", "run.device=cuda"]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
+
+
+def _spec_file(tmp_path, **fields) -> str:
+    spec = tmp_path / "card.json"
+    spec.write_text(json.dumps({"name": "card", "source": "its datasheet", "memory_bytes": 24_000_000_000,
+                                "bandwidth_bytes_per_s": 1e12,
+                                "flops_per_s": {"float32": 1e13, "bfloat16": 1e14, "float16": 1e14}, **fields}))
+    return str(spec)
+
+
+def test_a_spec_file_says_its_device_kind_and_a_cuda_card_is_the_default(tmp_path, capsys):
+    assert load_device(_spec_file(tmp_path)).device == "cuda"
+    assert load_device(_spec_file(tmp_path, device="cpu")).device == "cpu"
+    assert main(["plan", "quick", "--device-spec", _spec_file(tmp_path, device="cpu"), "--json"]) == 0
+    assert {p["device"] for p in json.loads(capsys.readouterr().out)["points"]} == {"cpu"}
+
+
+@pytest.mark.parametrize("where, message", [("device", "device: Input should be 'cuda' or 'cpu'"),
+                                            ("folder", "is a folder")])
+def test_a_bad_device_kind_or_a_folder_is_one_line_and_exit_2(tmp_path, capsys, where, message):
+    ref = _spec_file(tmp_path, device="tpu") if where == "device" else f"{tmp_path}/"
+    assert main(["plan", "quick", "--device-spec", ref]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err

@@ -39,8 +39,15 @@ def run(args: argparse.Namespace) -> int:
     from harness.suite import expand, load_suite
 
     suite, _ = load_suite(args.suite, args.overrides)
-    device = "cuda" if args.device_spec != THIS_MACHINE else ("cpu" if suite.run.device == "auto" else suite.run.device)
-    ceilings = load_device(args.device_spec, device, suite.run.threads)
+    if args.device_spec == THIS_MACHINE:
+        from harness.executors.local import InProcessExecutor
+
+        # The device a run here would use: "auto" resolved as the runner resolves it.
+        device = InProcessExecutor(suite.run, suite.measure).resolve_device(suite.run.device)
+        ceilings = load_device(THIS_MACHINE, device, suite.run.threads)
+    else:
+        ceilings = load_device(args.device_spec)
+        device = ceilings.device
     fits = calibrate(args.calibrate, ceilings) if args.calibrate else {}
     predictions = [predict(p, suite, ceilings, fits) for p in expand(suite.with_device(device))]
     total = sum(p.wall_s for p in predictions)

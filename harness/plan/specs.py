@@ -1,7 +1,8 @@
 """Device specs: a GPU's datasheet ceilings from a TOML or JSON file, or this machine measured.
 
-A spec file holds `name`, `description`, `source` (the datasheet it comes from), `memory_bytes`,
-`bandwidth_bytes_per_s` and `[flops_per_s]` per dtype (dense, no sparsity). The built-in ones
+A spec file holds `name`, `description`, `source` (the datasheet it comes from), `device` (the kind
+points run on: "cuda", the default, or "cpu"), `memory_bytes`, `bandwidth_bytes_per_s` and
+`[flops_per_s]` per dtype (dense, no sparsity). The built-in ones
 are in `harness/plan/devices/`; `--device-spec this` measures this machine's ceilings instead.
 """
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
+
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
 
@@ -31,13 +34,15 @@ class DeviceSpec(BaseModel):
     name: str = Field(min_length=1)
     description: str = ""
     source: str = Field(min_length=1)
+    # The kind points run on (a suite's run.device less "auto": a datasheet describes one device).
+    device: Literal["cuda", "cpu"] = "cuda"
     memory_bytes: PositiveInt
     bandwidth_bytes_per_s: PositiveFloat
     flops_per_s: DtypeFlops
 
     def ceilings(self) -> Ceilings:
         flops = self.flops_per_s.model_dump()
-        return Ceilings("cuda", self.description or self.name, {d: flops[d] for d in DTYPES},
+        return Ceilings(self.device, self.description or self.name, {d: flops[d] for d in DTYPES},
                         self.bandwidth_bytes_per_s, self.bandwidth_bytes_per_s, self.memory_bytes,
                         source=f"datasheet: {self.source}")
 
@@ -62,13 +67,16 @@ def read_spec(path: Path) -> DeviceSpec:
 
 
 def load_device(ref: str, device: str = "cpu", threads: int = 0) -> Ceilings:
-    """`this` (this machine's `device`, measured now with `threads`), a built-in name, or a file."""
+    """`this` (this machine's `device`, measured now with `threads`), a built-in name, or a file
+    (whose own `device` says the kind; `device` is then unused)."""
     if ref == THIS_MACHINE:
         record = capture(device, threads)
         if "error" in record:
             raise UserError(f"cannot measure this machine's {device} ceilings: {record['error']}")
         return Ceilings.from_dict(record)
     path = Path(ref)
+    if path.is_dir():
+        raise UserError(f"device spec {ref} is a folder; give a .toml/.json spec file in it")
     if path.suffix in (".toml", ".json") or path.exists():
         if not path.is_file():
             raise UserError(f"device spec file {ref} does not exist")
