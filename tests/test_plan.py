@@ -242,3 +242,16 @@ def test_a_bad_device_kind_or_a_folder_is_one_line_and_exit_2(tmp_path, capsys, 
     assert main(["plan", "quick", "--device-spec", ref]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
+
+
+def test_the_fbank_is_timed_at_the_float32_peak_whatever_the_models_dtype():
+    from harness.measure.ceilings import Ceilings
+    from harness.plan.calibrate import terms
+    from harness.plan.costs import point_cost
+
+    # float16 a thousand times slower than float32: a CPU without half-precision matmuls
+    ceilings = Ceilings("cpu", "test", {"float32": 1e12, "bfloat16": 1e12, "float16": 1e9}, 1e10, 1e10, 8 << 30)
+    point = Point("dass+mamba", "tiny", "cpu", "float16", 1, 10.0, 8, 4)
+    flops = point_cost(point).phases["fbank"].flops
+    assert flops > 0 and terms(point, "fbank", ceilings)[1] == pytest.approx(flops / 1e12)
+    assert terms(point, "encoder", ceilings)[1] == pytest.approx(point_cost(point).phases["encoder"].flops / 1e9)

@@ -40,6 +40,7 @@ from harness.plan.costs import PHASES, point_cost
 from harness.points import Point
 from harness.roofline import floor_seconds
 from models import build
+from models.compute_dtype import compute_dtype
 
 Key = tuple[str, str, str, str]  # phase, component (family name, "fbank", the variant for the build), device, dtype
 Measured = tuple[Point, str, float, float]  # point, phase, latency_s, peak_mem_bytes
@@ -106,7 +107,8 @@ def terms(point: Point, phase: str, ceilings: Ceilings) -> Terms:
     if phase == BUILD:
         return count, 0.0, cost.weight_bytes / ceilings.bandwidth, 0.0
     phase_cost = cost.phases[phase]
-    return (count, phase_cost.flops / ceilings.peak_flops(point.dtype), phase_cost.stream_bytes / ceilings.bandwidth,
+    peak = ceilings.peak_flops(compute_dtype(phase, point.dtype))  # the fbank's is float32, whatever the model's
+    return (count, phase_cost.flops / peak, phase_cost.stream_bytes / ceilings.bandwidth,
             phase_cost.activation_bytes / ceilings.bandwidth)
 
 
@@ -115,7 +117,8 @@ def floor(point: Point, phase: str, ceilings: Ceilings) -> float:
     if phase == BUILD:
         return point_cost(point).weight_bytes / ceilings.bandwidth
     cost = point_cost(point).phases[phase]
-    return floor_seconds(cost.flops, cost.bytes, ceilings.peak_flops(point.dtype), ceilings.bandwidth)
+    return floor_seconds(cost.flops, cost.bytes, ceilings.peak_flops(compute_dtype(phase, point.dtype)),
+                         ceilings.bandwidth)
 
 
 def _solve(shares: np.ndarray, told: list[int]) -> tuple[np.ndarray, float]:
