@@ -255,3 +255,21 @@ def test_the_fbank_is_timed_at_the_float32_peak_whatever_the_models_dtype():
     flops = point_cost(point).phases["fbank"].flops
     assert flops > 0 and terms(point, "fbank", ceilings)[1] == pytest.approx(flops / 1e12)
     assert terms(point, "encoder", ceilings)[1] == pytest.approx(point_cost(point).phases["encoder"].flops / 1e9)
+
+
+def test_the_table_flags_extrapolated_phases_and_states_the_memory_meters_resolution(monkeypatch, capsys):
+    import dataclasses
+
+    from harness.commands import plan
+    from harness.plan.predict import memory_resolution
+
+    suite, _ = load_suite("quick")
+    got = predict(Point("dass+mamba", "tiny", "cuda", "float32", 1, 1.0, 8, 4), suite, load_device("h200"), {})
+    leaning = dataclasses.replace(got, calibrated=True, extrapolated=("prefill", "decode"))
+    assert plan.flags(leaning) == ["extrapolated: decode, prefill"]
+    assert plan.flags(got) == ["floor only"]
+    monkeypatch.setenv("COLUMNS", "100")
+    assert main(["plan", "quick", "--device-spec", "h200"]) == 0
+    out = capsys.readouterr().out
+    assert "ast+llama tiny float32 b1 16s p8 n4" in out  # the point stays whole at 100 columns
+    assert f"metered to {plan.format_value(memory_resolution('cuda'), 'B')}" in out

@@ -5,8 +5,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.commands.show import format_value
+
+if TYPE_CHECKING:
+    from harness.plan.predict import Prediction
 
 NAME = "plan"
 HELP = "predict a suite's peak memory and time per point on a device, flag OOMs and timeouts"
@@ -32,9 +36,18 @@ def seconds(value: float) -> str:
     return f"{value / 3600:.3g} h"
 
 
+def flags(p: Prediction) -> list[str]:
+    """What to heed about a prediction: "OOM", "TIMEOUT", "floor only" (some phase uncalibrated: a
+    lower bound), "extrapolated: decode, prefill" (phases leaning on an efficiency never seen at work)."""
+    shown = [name for name, on in (("OOM", p.oom), ("TIMEOUT", p.timeout), ("floor only", not p.calibrated)) if on]
+    if p.extrapolated:
+        shown.append(f"extrapolated: {', '.join(sorted(p.extrapolated))}")
+    return shown
+
+
 def run(args: argparse.Namespace) -> int:
     from harness.plan.calibrate import calibrate
-    from harness.plan.predict import predict
+    from harness.plan.predict import memory_resolution, predict
     from harness.plan.specs import THIS_MACHINE, load_device
     from harness.suite import expand, load_suite
 
@@ -56,23 +69,21 @@ def run(args: argparse.Namespace) -> int:
                    "points": [p.as_dict() for p in predictions]}, sys.stdout, indent=1)
         print()
         return 0
-    from rich.console import Console
-    from rich.table import Table
+    from harness.terminal import console, table
 
-    out = Console() if Console().is_terminal else Console(width=200)
-    table = Table(title=f"plan: {suite.name} on {ceilings.name} ({ceilings.source})")
-    for column in ("point", "peak mem", "build", "encoder", "prefill", "decode/token", "e2e", "point wall", "flags"):
-        table.add_column(column, justify="left" if column in ("point", "flags") else "right")
-    for p in predictions:
-        flags = [f for f, on in (("OOM", p.oom), ("TIMEOUT", p.timeout), ("floor only", not p.calibrated)) if on]
-        table.add_row(p.point.label, format_value(p.peak_mem_bytes, "B"),
-                      *[seconds(p.phase_s[k]) for k in ("build", "encoder", "prefill", "decode", "e2e")],
-                      seconds(p.wall_s), ", ".join(flags))
-    out.print(table)
+    columns = ("point", "peak mem", "build", "encoder", "prefill", "decode/token", "e2e", "point wall", "flags")
+    rows = [[p.point.label, format_value(p.peak_mem_bytes, "B"),
+             *[seconds(p.phase_s[k]) for k in ("build", "encoder", "prefill", "decode", "e2e")],
+             seconds(p.wall_s), "; ".join(flags(p))] for p in predictions]
+    out = console()
+    out.print(table(f"plan: {suite.name} on {ceilings.name} ({ceilings.source})", columns, rows, identity=("point",),
+                    right=columns[1:-1]))
     flagged = sum(p.oom or p.timeout for p in predictions)
     unpredicted = [p for p in suite.measure.phases if predictions and p not in predictions[0].phase_s]
     if unpredicted:
         out.print(f"not predicted (left out of the times): {', '.join(unpredicted)}", highlight=False)
+    out.print(f"memory on {device} is metered to {format_value(memory_resolution(device), 'B')}: a smaller "
+              "phase working set is measured as none", highlight=False)
     out.print(f"{len(predictions)} points, predicted {seconds(total)} in all; "
               f"{flagged} flagged", highlight=False)
     return 0
