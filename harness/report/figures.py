@@ -32,6 +32,7 @@ from matplotlib.ticker import (  # noqa: E402
 )
 from matplotlib.transforms import offset_copy  # noqa: E402
 
+from harness import schema  # noqa: E402
 from harness.report import analysis, formatting, palette  # noqa: E402
 
 PANEL_SIZE = (3.5, 2.7)  # inches per panel: two columns fit a paper's text width
@@ -217,7 +218,7 @@ def _status_note(failures: pd.DataFrame) -> str:
 
 
 def _ordered_phases(phases) -> list[str]:
-    order = list(analysis.INFERENCE_PHASES) + ["train_step", "task"]
+    order = list(schema.PHASES)
     return sorted(set(phases), key=lambda p: (order.index(p) if p in order else len(order), p))
 
 

@@ -20,7 +20,9 @@ import pandas as pd
 from harness import schema, store
 from harness.report import profiles
 from models import VARIANTS
+from models.audio_tokens import TOKENS_PER_SECOND
 from models.families import ENCODERS, LMS
+from models.phases import CHAIN, PHASES
 
 GIB = 2**30
 PROMPT_TOKENS = 16
@@ -51,7 +53,7 @@ def _kinds(variant: str) -> tuple[str, str]:
 
 
 def _context(seconds: float) -> float:
-    return 3.2 * seconds + PROMPT_TOKENS
+    return TOKENS_PER_SECOND * seconds + PROMPT_TOKENS
 
 
 def _encoder_ms(encoder: str, seconds: float, batch: int) -> float:
@@ -170,7 +172,7 @@ def _inference_point(w: _Writer, variant: str, seconds: float, batch: int) -> No
     encoder, lm = _kinds(variant)
     point = w.point(variant, seconds, batch)
     if seconds >= w.suite.oom_from.get(variant, np.inf):
-        w.failure(point, ("fbank", "encoder", "prefill", "decode", "e2e"))
+        w.failure(point, PHASES)
         return
     timings = {"fbank": 0.4 * seconds / 10 * batch + 0.2, "encoder": _encoder_ms(encoder, seconds, batch),
                "prefill": _prefill_ms(lm, seconds, batch), "decode": _decode_ms(lm, seconds, batch)}
@@ -209,7 +211,7 @@ def _profile_point(w: _Writer, point: dict, timings: dict[str, float]) -> None:
     encoder, lm = _kinds(point["variant"])
     summary = [f"# Profile: {point['variant']} {point['size']}, batch {point['batch_size']} x "
                f"{point['audio_seconds']:g} s audio (synthetic)"]
-    for phase in ("fbank", "encoder", "prefill", "decode"):
+    for phase in CHAIN:
         overhead = _profile_overhead(phase, point["audio_seconds"])
         w.profile(point, phase, "", profiles.OVERHEAD, overhead, f"{profiles.verdict(overhead, 'ok')} (synthetic)")
         summary.append(f"## {phase}\n\n| group | share |\n|---|---|")
