@@ -14,12 +14,10 @@ import torch
 
 from harness.points import Point
 from models.analytic import lalm_flops, lalm_params
-from models.audio import SAMPLE_RATE
 from models.bytes_moved import phase_bytes
-from models.lalm import padded_frames
+from models.lalm import num_audio_tokens
+from models.phases import CHAIN as PHASES  # e2e is their sum: fbank, encoder, prefill, n - 1 steps
 from models.registry import families, spec_for
-
-PHASES = ("fbank", "encoder", "prefill", "decode")  # e2e is their sum: fbank, encoder, prefill, n - 1 steps
 
 
 @dataclass(frozen=True)
@@ -52,7 +50,7 @@ def point_cost(point: Point) -> PointCost:
         phases[phase] = PhaseCost(float(lalm_flops(*args, point.prompt_tokens)),
                                   float(sum(moved.values()) - moved["activations"]), float(moved["activations"]))
     _, lm = families(spec)
-    prefix = padded_frames(round(point.audio_seconds * SAMPLE_RATE)) // 32 + point.prompt_tokens
+    prefix = num_audio_tokens(point.audio_seconds) + point.prompt_tokens
     shape = lm.shapes[spec.size]
     growth = (lm.state_bytes(shape, point.batch_size, prefix + max(point.new_tokens, 1), dtype)
               - lm.state_bytes(shape, point.batch_size, prefix + 1, dtype))

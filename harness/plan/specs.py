@@ -13,20 +13,19 @@ from pathlib import Path
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, create_model
 
 from harness.errors import UserError
-from harness.measure.ceilings import DTYPES, Ceilings, capture
+from harness.measure.ceilings import Ceilings, capture
+from harness.schema import DTYPES
 
 DEVICES_DIR = Path(__file__).resolve().parent / "devices"
 THIS_MACHINE = "this"
 
 
-class DtypeFlops(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    float32: PositiveFloat
-    bfloat16: PositiveFloat
-    float16: PositiveFloat
+# Peak FLOP/s for every dtype a point may run in, each required: one field per schema.DTYPES.
+DtypeFlops = create_model("DtypeFlops", __config__=ConfigDict(extra="forbid"),
+                          **{dtype: (PositiveFloat, ...) for dtype in DTYPES})
 
 
 class DeviceSpec(BaseModel):

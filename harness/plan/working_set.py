@@ -34,11 +34,10 @@ from harness.measure.flops import FlopCounter
 from harness.points import Point
 from models import build
 from models.audio import SAMPLE_RATE
+from models.phases import CHAIN as PHASES
 
 if TYPE_CHECKING:
     from models import LALM
-
-PHASES = ("fbank", "encoder", "prefill", "decode")
 
 
 class LiveBytes(TorchDispatchMode):
